@@ -1,0 +1,47 @@
+# make test  - create/refresh .venv, build the native core, run cargo and Python tests
+# make demo  - same set-up, then the main job on the built-in synthetic dataset
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
+# torch-sys needs the venv's torch; pyo3 must see the same interpreter for maturin and cargo
+# (otherwise the pyo3 crates rebuild every time the two alternate).
+export PYO3_PYTHON := $(VIRTUAL_ENV)/bin/python
+export PYO3_ENVIRONMENT_SIGNATURE := $(shell $(PYTHON) -c 'import sys; print(f"cpython-{sys.version_info[0]}.{sys.version_info[1]}-64bit")')
+
+STAMP := $(VENV)/.deps-installed
+
+.PHONY: venv build test test-rust test-python demo bench wheel clean
+
+$(STAMP): requirements/dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+venv: $(STAMP)
+
+build: venv
+	maturin develop --release
+
+test-rust: build
+	cargo test --release
+
+test-python: build
+	python -m pytest
+
+test: test-rust test-python
+
+demo: build
+	python benches/bench_multi_dilation.py --reps 10
+
+bench: build
+	python benches/bench_multi_dilation.py
+
+wheel: venv
+	maturin build --release --out dist
+
+clean:
+	rm -rf target dist python/crnas/_core*.so

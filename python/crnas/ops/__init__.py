@@ -1,0 +1,20 @@
+"""Tensor ops: the fused multi-dilation convolution, its exact dense equivalent and the
+pure-PyTorch reference (:mod:`crnas.ops.reference`)."""
+
+from crnas.ops import reference
+from crnas.ops.multi_dilation import (
+    backward_macs,
+    dense_equivalent,
+    forward_macs,
+    fvcore_handles,
+    multi_dilation_conv2d,
+)
+
+__all__ = [
+    "multi_dilation_conv2d",
+    "dense_equivalent",
+    "forward_macs",
+    "backward_macs",
+    "fvcore_handles",
+    "reference",
+]

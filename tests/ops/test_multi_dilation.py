@@ -1,0 +1,305 @@
+"""The fused multi-dilation convolution against its pure-PyTorch reference."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+from crnas._native import core
+from crnas.nn import MultiDilationConv2d
+from crnas.ops import backward_macs, dense_equivalent, forward_macs, multi_dilation_conv2d, reference
+
+DIL_SETS = [(1,), (2,), (1, 2), (1, 3), (1, 2, 3), (2, 3), (1, 2, 4)]
+
+
+def make(n, c, o, h, w, groups, dilations, per_sample, dtype=torch.float64, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g, dtype=dtype).requires_grad_()
+    wt = torch.randn(o, c // groups, 3, 3, generator=g, dtype=dtype).requires_grad_()
+    d = len(dilations)
+    mix = torch.randn((n, d) if per_sample else (d,), generator=g, dtype=dtype).requires_grad_()
+    b = torch.randn(o, generator=g, dtype=dtype).requires_grad_() if bias else None
+    return x, wt, mix, b
+
+
+def grads(out, inputs, seed=1):
+    gy = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad(out, [t for t in inputs if t is not None], gy, allow_unused=True)
+
+
+def assert_close(a, b, tol):
+    assert a.shape == b.shape
+    if a.numel():
+        assert (a - b).abs().max().item() < tol
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(0, 3),
+    cg=st.integers(1, 4),
+    og=st.integers(1, 4),
+    groups=st.sampled_from([1, 1, 2, 3]),
+    h=st.integers(1, 13),
+    w=st.integers(1, 13),
+    stride=st.integers(1, 2),
+    dilations=st.sampled_from(DIL_SETS),
+    per_sample=st.booleans(),
+    bias=st.booleans(),
+)
+def test_values_and_gradients_match_reference(n, cg, og, groups, h, w, stride, dilations, per_sample, bias):
+    args = make(n, cg * groups, og * groups, h, w, groups, dilations, per_sample, bias=bias)
+    kw = dict(dilations=dilations, stride=stride, groups=groups)
+    out = multi_dilation_conv2d(*args, **kw)
+    ref = reference.multi_dilation_conv2d(*args, **kw)
+    assert_close(out, ref, 1e-10)
+    for got, want in zip(grads(out, args), grads(ref, args)):
+        assert_close(got, want, 1e-10)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "aten"])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_both_native_backends_match_reference(backend, per_sample):
+    x, w, mix, b = make(3, 6, 4, 11, 9, 2, (1, 2, 3), per_sample)
+    args = [t.detach() for t in (x, w, mix)]
+    y = core().mdconv_forward(*args, b.detach(), [1, 2, 3], 2, 2, backend)
+    ref = reference.multi_dilation_conv2d(x, w, mix, b, stride=2, groups=2)
+    assert_close(y, ref, 1e-10)
+    gy = torch.randn(ref.shape, dtype=ref.dtype)
+    dx, dw, dm = core().mdconv_backward(gy, *args, [1, 2, 3], 2, 2, [True, True, True], backend)
+    for got, want in zip((dx, dw, dm), torch.autograd.grad(ref, (x, w, mix), gy)):
+        assert_close(got, want, 1e-10)
+
+
+def test_gradcheck():
+    x, w, mix, b = make(2, 4, 3, 6, 5, 1, (1, 2, 3), True)
+    assert torch.autograd.gradcheck(
+        lambda *a: multi_dilation_conv2d(*a, stride=2), (x, w, mix, b), fast_mode=False
+    )
+    x, w, mix, b = make(1, 4, 4, 5, 5, 2, (1, 3), False)
+    assert torch.autograd.gradcheck(lambda *a: multi_dilation_conv2d(*a, dilations=(1, 3), groups=2), (x, w, mix, b))
+
+
+def test_opcheck():
+    x, w, mix, b = make(2, 4, 6, 7, 5, 2, (1, 2, 3), True)
+    torch.library.opcheck(torch.ops.crnas.multi_dilation_conv2d.default, (x, w, mix, b, [1, 2, 3], 1, 2))
+    x, w, mix, _ = make(2, 3, 3, 5, 5, 1, (1, 2), False, dtype=torch.float32)
+    torch.library.opcheck(torch.ops.crnas.multi_dilation_conv2d.default, (x, w, mix, None, [1, 2], 2, 1))
+
+
+def test_torch_compile_fullgraph_forward_and_backward():
+    x, w, mix, b = make(2, 4, 4, 8, 8, 1, (1, 2, 3), True, dtype=torch.float32)
+
+    def f(x, w, mix, b):
+        return torch.relu(multi_dilation_conv2d(x, w, mix, b)).sum()
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    got = torch.autograd.grad(compiled(x, w, mix, b), (x, w, mix, b))
+    want = torch.autograd.grad(f(x, w, mix, b), (x, w, mix, b))
+    for a, e in zip(got, want):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_dense_equivalent_is_one_ordinary_convolution(stride, groups):
+    x, w, mix, b = make(2, 4, 6, 9, 10, groups, (1, 2, 3), False)
+    kernel = dense_equivalent(w, mix, (1, 2, 3))
+    assert kernel.shape == (6, 4 // groups, 7, 7)
+    dense = F.conv2d(x, kernel, b, stride=stride, padding=3, groups=groups)
+    assert_close(dense, multi_dilation_conv2d(x, w, mix, b, stride=stride, groups=groups), 1e-10)
+    # differentiable in weight and mix, like the op
+    for got, want in zip(grads(dense, (w, mix)), grads(multi_dilation_conv2d(x, w, mix, b, stride=stride, groups=groups), (w, mix))):
+        assert_close(got, want, 1e-10)
+
+
+def test_channels_last_and_non_contiguous_inputs():
+    x, w, mix, b = make(2, 8, 4, 9, 9, 1, (1, 2, 3), True)
+    ref = reference.multi_dilation_conv2d(x, w, mix, b)
+    assert_close(multi_dilation_conv2d(x.to(memory_format=torch.channels_last), w, mix, b), ref, 1e-10)
+    xt = x.detach().transpose(2, 3).contiguous().transpose(2, 3)  # same values, permuted strides
+    assert not xt.is_contiguous()
+    assert_close(multi_dilation_conv2d(xt, w, mix[:, :].t().contiguous().t(), b), ref, 1e-10)
+
+
+def test_batch_zero():
+    x, w, mix, b = make(0, 3, 5, 6, 6, 1, (1, 2, 3), True)
+    out = multi_dilation_conv2d(x, w, mix, b)
+    assert out.shape == (0, 5, 6, 6)
+    dx, dw, dm, db = torch.autograd.grad(out.sum(), (x, w, mix, b))
+    assert dx.shape == x.shape and dm.shape == (0, 3)
+    assert dw.abs().sum() == 0 and db.abs().sum() == 0
+
+
+def test_one_hot_mix_selects_one_dilation_per_sample():
+    x, w, _, _ = make(3, 4, 4, 8, 8, 1, (1, 2, 3), True)
+    idx = torch.tensor([2, 0, 1])
+    mix = F.one_hot(idx, 3).double()
+    out = multi_dilation_conv2d(x, w, mix)
+    for i, d in enumerate((3, 1, 2)):
+        assert_close(out[i : i + 1], F.conv2d(x[i : i + 1], w, padding=d, dilation=d), 1e-10)
+
+
+def test_result_does_not_depend_on_thread_count():
+    x, w, mix, b = make(2, 16, 8, 20, 20, 1, (1, 2, 3), False, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1 = multi_dilation_conv2d(x, w, mix, b)
+        g1 = grads(y1, (x, w, mix, b))
+        torch.set_num_threads(2)
+        y2 = multi_dilation_conv2d(x, w, mix, b)
+        g2 = grads(y2, (x, w, mix, b))
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(y1, y2)
+    for a, e in zip(g1, g2):
+        torch.testing.assert_close(a, e)
+
+
+def test_cpu_autocast_runs_in_bfloat16():
+    x, w, mix, b = make(2, 4, 4, 8, 8, 1, (1, 2, 3), True, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = multi_dilation_conv2d(x, w, mix, b)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference.multi_dilation_conv2d(x, w, mix, b), atol=0.15, rtol=0.05)
+    out.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32
+
+
+def test_flop_counter_sees_the_true_cost():
+    x, w, mix, _ = make(2, 8, 16, 10, 12, 2, (1, 2, 3), True, dtype=torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        out = multi_dilation_conv2d(x, w, mix, stride=2, groups=2)
+    macs = forward_macs(x.shape, w.shape, 3, 2)
+    # one GEMM (a 3x3 conv's worth) plus mixing the columns of the 3 dilations
+    assert macs == 2 * 5 * 6 * (16 * 4 * 9 + 8 * 9 * 3)
+    assert counter.get_total_flops() == 2 * macs
+    with FlopCounterMode(display=False) as counter:
+        out.sum().backward()
+    assert counter.get_total_flops() == 2 * backward_macs(x.shape, w.shape, 3, 2, [True, True, True])
+
+
+def test_fvcore_handle_counts_macs():
+    fvcore = pytest.importorskip("fvcore.nn")
+    from crnas.ops import fvcore_handles
+
+    module = MultiDilationConv2d(8, 16, stride=2)
+    x, mix = torch.randn(2, 8, 10, 12), torch.softmax(torch.randn(2, 3), 1)
+    analysis = fvcore.FlopCountAnalysis(module, (x, mix)).set_op_handle(**fvcore_handles())
+    analysis.unsupported_ops_warnings(False)
+    assert analysis.total() == forward_macs(x.shape, module.weight.shape, 3, 2)
+
+
+def test_module():
+    m = MultiDilationConv2d(4, 6, dilations=(1, 3), stride=2, groups=2, bias=True, dtype=torch.float64)
+    assert repr(m) == "MultiDilationConv2d(4, 6, dilations=(1, 3), stride=2, groups=2)"
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+    mix = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    ref = reference.multi_dilation_conv2d(x, m.weight, mix, m.bias, dilations=(1, 3), stride=2, groups=2)
+    assert_close(m(x, mix), ref, 1e-10)
+    with pytest.raises(ValueError, match="groups"):
+        MultiDilationConv2d(4, 6, groups=4)
+    with pytest.raises(ValueError, match="dilations"):
+        MultiDilationConv2d(4, 6, dilations=(0, 1))
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+X, W, MIX = torch.randn(2, 4, 6, 6), torch.randn(4, 4, 3, 3), torch.ones(3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(input=X[0]), ValueError, r"input: expected a 4-D tensor \[N, C, H, W\], got shape \[4, 6, 6\]"),
+        (dict(weight=torch.randn(4, 4, 5, 5)), ValueError, r"weight: expected a 4-D tensor \[O, C/groups, 3, 3\]"),
+        (dict(weight=torch.randn(4, 3, 3, 3)), ValueError, r"weight: expected shape \[O, 4, 3, 3\]"),
+        (dict(mix=torch.ones(2)), ValueError, r"mix: expected shape \[3\] .* or \[2, 3\] .* got shape \[2\]"),
+        (dict(mix=torch.ones(3, 3)), ValueError, r"mix: expected shape"),
+        (dict(dilations=(1, 0, 2)), ValueError, r"dilations: expected ints >= 1, got \[1, 0, 2\]"),
+        (dict(dilations=()), ValueError, r"dilations: expected at least one dilation"),
+        (dict(dilations=(1, 2.0, 3)), TypeError, r"dilations: expected a sequence of ints"),
+        (dict(dilations=3), TypeError, r"dilations: expected a sequence of ints, got int"),
+        (dict(stride=0), ValueError, r"stride: expected an int >= 1, got 0"),
+        (dict(stride=1.5), TypeError, r"stride: expected an int, got float"),
+        (dict(groups=3), ValueError, r"groups: expected a divisor of the input channels \(4\), got 3"),
+        (dict(weight=W.double()), TypeError, r"weight: expected dtype torch.float32 \(the input's\), got torch.float64"),
+        (dict(input=X.int(), weight=W.int(), mix=MIX.int()), TypeError, r"input: expected a floating-point tensor"),
+        (dict(input=X.tolist()), TypeError, r"input: expected a torch.Tensor, got list"),
+        (dict(mix=None), TypeError, r"mix: expected a torch.Tensor, got NoneType"),
+        (dict(bias=torch.ones(5)), ValueError, r"bias: expected shape \[4\]"),
+        (dict(bias=torch.ones(4).to("meta")), ValueError, r"bias: expected a tensor on cpu"),
+        (dict(input=torch.randn(2, 4, 0, 6)), ValueError, r"input: expected C, H and W >= 1"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(kwargs, exc, match):
+    args = dict(input=X, weight=W, mix=MIX, bias=None, dilations=(1, 2, 3), stride=1, groups=1)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        multi_dilation_conv2d(args.pop("input"), args.pop("weight"), args.pop("mix"), args.pop("bias"), **args)
+
+
+def test_native_core_validates_on_its_own():
+    """Direct callers of the extension get the same named errors, never a crash."""
+    with pytest.raises(ValueError, match=r"mix: expected shape \[3\]"):
+        core().mdconv_forward(X, W, torch.ones(4), None, [1, 2, 3], 1, 1)
+    with pytest.raises(ValueError, match=r"grad: expected shape \[2, 4, 6, 6\]"):
+        core().mdconv_backward(torch.ones(2, 4, 5, 5), X, W, MIX, [1, 2, 3], 1, 1, [True, True, True])
+    with pytest.raises(TypeError, match="expected a torch.Tensor, got <class 'list'>"):
+        core().mdconv_forward([1.0], W, MIX, None, [1, 2, 3], 1, 1)
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        core().mdconv_forward(X, W, MIX, None, [1, 2, 3], 1, 1, "gpu")
+
+
+def _bad_inputs(count: int, seed: int = 0):
+    """Generated argument sets that are each wrong in at least one way."""
+    rng = random.Random(seed)
+    mutations = [
+        lambda a: a.update(input=torch.randn([rng.randint(1, 4) for _ in range(rng.choice([0, 1, 2, 3, 5]))])),
+        lambda a: a.update(weight=torch.randn(4, 4, rng.choice([1, 2, 5]), 3)),
+        lambda a: a.update(weight=torch.randn(4, 4 + rng.randint(1, 3), 3, 3)),
+        lambda a: a.update(mix=torch.randn(rng.choice([1, 2, 4, 5]))),
+        lambda a: a.update(mix=torch.randn(rng.randint(1, 3), rng.choice([2, 4]))),
+        lambda a: a.update(dilations=tuple(rng.randint(-3, 0) for _ in range(3))),
+        lambda a: a.update(dilations=rng.choice([(), "123", 2, (1, None, 3), [1.5, 2, 3]])),
+        lambda a: a.update(stride=rng.choice([0, -1, -7, 1.0, "1", None, True])),
+        lambda a: a.update(groups=rng.choice([0, -2, 3, 5, 7, 2.5, None])),
+        lambda a: a.update(input=torch.ones(2, 4, 5, 5, dtype=rng.choice([torch.int32, torch.int64, torch.bool, torch.complex64]))),
+        lambda a: a.update(weight=torch.ones(4, 4, 3, 3, dtype=rng.choice([torch.float64, torch.float16, torch.int32]))),
+        lambda a: a.update(mix=torch.ones(3, dtype=rng.choice([torch.float64, torch.bfloat16, torch.int64]))),
+        lambda a: a.update(bias=rng.choice([torch.randn(rng.choice([1, 3, 5, 9])), torch.randn(4, 1), [0.0] * 4, 1.0])),
+        lambda a: a.update(input=rng.choice([None, 1.0, "x", [[1.0]], object()])),
+        lambda a: a.update(weight=rng.choice([None, 3, (3, 3)])),
+        lambda a: a.update(mix=rng.choice([None, [1.0, 0.0, 0.0], 1])),
+        lambda a: a.update(input=torch.randn(rng.randint(1, 3), 4, rng.choice([0, 5]), 0)),
+        lambda a: a.update(bias=torch.randn(4).to("meta"), input=a["input"]),
+    ]
+    for _ in range(count):
+        n = rng.randint(1, 3)
+        args = dict(
+            input=torch.randn(n, 4, rng.randint(1, 7), rng.randint(1, 7)),
+            weight=torch.randn(4 * rng.randint(1, 2), 4, 3, 3),
+            mix=torch.randn(3) if rng.random() < 0.5 else torch.randn(n, 3),
+            bias=None,
+            dilations=(1, 2, 3),
+            stride=1,
+            groups=1,
+        )
+        for mutate in rng.sample(mutations, rng.randint(1, 3)):
+            mutate(args)
+        yield args
+
+
+def test_fuzzed_bad_inputs_always_raise_python_exceptions():
+    count = 0
+    for args in _bad_inputs(1200):
+        with pytest.raises((TypeError, ValueError)):
+            multi_dilation_conv2d(args.pop("input"), args.pop("weight"), args.pop("mix"), args.pop("bias"), **args)
+        count += 1
+    assert count == 1200
