@@ -1,9 +1,13 @@
-//! crnas native core: the fused multi-dilation convolution ([`mdconv`]), with thin Python
-//! bindings in [`python`] (`crnas._core`).
+//! crnas native core: the architecture spec ([`arch`]), the FLOPs accountant ([`flops`]), the
+//! search-space samplers ([`space`]) and the fused multi-dilation convolution ([`mdconv`]), with
+//! thin Python bindings in [`python`] (`crnas._core`).
 
+pub mod arch;
 pub mod error;
+pub mod flops;
 pub mod mdconv;
 pub mod parallel;
+pub mod space;
 mod python;
 
 pub use error::{CrnasError, Result};

@@ -1,11 +1,20 @@
 //! The Python face of the native core (`crnas._core`): thin wrappers that convert arguments and
 //! errors and release the GIL around tensor work. No maths lives here.
 
-use crate::error::CrnasError;
+use crate::arch::{Architecture, Family};
+use crate::error::{CrnasError, Result};
+use crate::flops::{self, Convention, Detector, Report};
 use crate::mdconv::{self, Backend};
+use crate::space::{self, Budget, StageSpace};
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+use pyo3::IntoPyObjectExt;
 use pyo3_tch::PyTensor;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 
 impl From<CrnasError> for PyErr {
     fn from(err: CrnasError) -> PyErr {
@@ -63,9 +72,400 @@ fn mdconv_backward(
     Ok((PyTensor(dx), PyTensor(dw), PyTensor(dm)))
 }
 
+/// Non-negative integers from Python, with the argument named in the error.
+fn counts(arg: &str, values: &[i64]) -> Result<Vec<usize>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| usize::try_from(v).map_err(|_| CrnasError::value(format!("{arg}[{i}]"), "a non-negative integer", v)))
+        .collect()
+}
+
+fn size2(arg: &str, value: (i64, i64)) -> Result<(usize, usize)> {
+    match (usize::try_from(value.0), usize::try_from(value.1)) {
+        (Ok(h), Ok(w)) => Ok((h, w)),
+        _ => Err(CrnasError::value(arg, "(H, W) with positive integers", format!("({}, {})", value.0, value.1))),
+    }
+}
+
+/// A CR-NAS backbone: family, blocks per stage [C2, C3, C4, C5], one dilation per block, width.
+///
+/// The single source of truth for models, FLOPs and sampling.
+#[pyclass(name = "Architecture", module = "crnas", frozen)]
+#[derive(Clone)]
+pub struct PyArchitecture(pub Architecture);
+
+#[pymethods]
+impl PyArchitecture {
+    #[new]
+    #[pyo3(signature = (family, blocks, dilations = None, width = 1.0))]
+    fn new(family: &str, blocks: Vec<i64>, dilations: Option<Vec<i64>>, width: f64) -> PyResult<Self> {
+        let dilations = dilations.map(|d| counts("dilations", &d)).transpose()?;
+        Ok(PyArchitecture(Architecture::new(Family::parse(family)?, counts("blocks", &blocks)?, dilations, width)?))
+    }
+
+    /// torchvision's reference network of a family (all dilations 1).
+    #[classmethod]
+    fn baseline(_cls: &Bound<'_, PyType>, family: &str) -> PyResult<Self> {
+        Ok(PyArchitecture(Architecture::baseline(Family::parse(family)?)))
+    }
+
+    /// An architecture published in the paper: ``"scr_resnet50"`` or ``"cr_resnet50"``.
+    #[classmethod]
+    fn paper(_cls: &Bound<'_, PyType>, name: &str) -> PyResult<Self> {
+        Ok(PyArchitecture(Architecture::paper(name)?))
+    }
+
+    #[classmethod]
+    fn from_json(_cls: &Bound<'_, PyType>, text: &str) -> PyResult<Self> {
+        Ok(PyArchitecture(Architecture::from_json(text)?))
+    }
+
+    fn to_json(&self) -> String {
+        self.0.to_json()
+    }
+
+    /// A copy with some fields replaced (new ``blocks`` without ``dilations`` resets them to 1).
+    #[pyo3(signature = (*, blocks = None, dilations = None, width = None))]
+    fn replace(&self, blocks: Option<Vec<i64>>, dilations: Option<Vec<i64>>, width: Option<f64>) -> PyResult<Self> {
+        let a = &self.0;
+        let dilations = match (&blocks, dilations) {
+            (_, Some(d)) => Some(counts("dilations", &d)?),
+            (None, None) => Some(a.dilations.clone()),
+            (Some(_), None) => None,
+        };
+        let blocks = blocks.map(|b| counts("blocks", &b)).transpose()?.unwrap_or_else(|| a.blocks.clone());
+        Ok(PyArchitecture(Architecture::new(a.family, blocks, dilations, width.unwrap_or(a.width))?))
+    }
+
+    #[getter]
+    fn family(&self) -> &'static str {
+        self.0.family.name()
+    }
+    #[getter]
+    fn blocks(&self) -> Vec<usize> {
+        self.0.blocks.clone()
+    }
+    #[getter]
+    fn dilations(&self) -> Vec<usize> {
+        self.0.dilations.clone()
+    }
+    #[getter]
+    fn width(&self) -> f64 {
+        self.0.width
+    }
+    #[getter]
+    fn num_blocks(&self) -> usize {
+        self.0.num_blocks()
+    }
+    /// Dilations grouped by stage.
+    #[getter]
+    fn stage_dilations(&self) -> Vec<Vec<usize>> {
+        (0..4).map(|i| self.0.stage_dilations(i).to_vec()).collect()
+    }
+
+    /// The expanded network (stem, blocks of each stage with channels/stride/dilation) as plain
+    /// Python data; what the model builders read.
+    fn layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.0.layout())?)
+    }
+
+    fn __repr__(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp, py: Python<'_>) -> PyObject {
+        let Ok(other) = other.downcast::<PyArchitecture>() else { return py.NotImplemented() };
+        match op {
+            CompareOp::Eq => (self.0 == other.get().0).into_py_any(py).unwrap_or_else(|_| py.NotImplemented()),
+            CompareOp::Ne => (self.0 != other.get().0).into_py_any(py).unwrap_or_else(|_| py.NotImplemented()),
+            _ => py.NotImplemented(),
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.0.to_json().hash(&mut h);
+        h.finish()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        Ok((slf.get_type().getattr("from_json")?, (slf.get().0.to_json(),)))
+    }
+}
+
+/// Per-layer, per-part and total MACs and parameters (see ``crnas.flops.count``).
+#[pyclass(name = "FlopsReport", module = "crnas.flops", frozen)]
+pub struct PyFlopsReport(Report);
+
+#[pymethods]
+impl PyFlopsReport {
+    /// Multiply-accumulates.
+    #[getter]
+    fn macs(&self) -> u64 {
+        self.0.macs()
+    }
+    #[getter]
+    fn params(&self) -> u64 {
+        self.0.params()
+    }
+    /// MACs per part (``stem``, ``C2``..``C5``, ``classifier``, ``fpn``, ``rpn``, ...), in network order.
+    #[getter]
+    fn by_stage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (part, macs, _) in self.0.by_part() {
+            d.set_item(part.name(), macs)?;
+        }
+        Ok(d)
+    }
+    #[getter]
+    fn params_by_stage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (part, _, params) in self.0.by_part() {
+            d.set_item(part.name(), params)?;
+        }
+        Ok(d)
+    }
+    /// One dict per counted layer: name, part, kind, macs, params, output, repeats.
+    #[getter]
+    fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.0.layers)?)
+    }
+    #[getter]
+    fn input_size(&self) -> (usize, usize) {
+        self.0.input_size
+    }
+    #[getter]
+    fn detector(&self) -> Option<&'static str> {
+        self.0.detector.map(Detector::name)
+    }
+    #[getter]
+    fn convention<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.0.convention)?)
+    }
+    /// The breakdown as a text table (``layers=True`` adds one row per layer).
+    #[pyo3(signature = (layers = false))]
+    fn table(&self, layers: bool) -> String {
+        self.0.table(layers)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "FlopsReport({}, input_size={:?}, macs={:.4} G, params={:.4} M)",
+            self.0.detector.map(Detector::name).unwrap_or("backbone"),
+            self.0.input_size,
+            self.0.macs() as f64 / 1e9,
+            self.0.params() as f64 / 1e6
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convention(
+    num_classes: Option<i64>,
+    rois: Option<i64>,
+    mask_rois: Option<i64>,
+    size_divisible: Option<i64>,
+    fpn_channels: Option<i64>,
+    classifier: Option<bool>,
+) -> Result<Convention> {
+    let d = Convention::default();
+    let get = |arg: &str, v: Option<i64>, default: usize| -> Result<usize> {
+        match v {
+            None => Ok(default),
+            Some(v) => usize::try_from(v).map_err(|_| CrnasError::value(arg, "a non-negative integer", v)),
+        }
+    };
+    Ok(Convention {
+        num_classes: get("num_classes", num_classes, d.num_classes)?,
+        rois: get("rois", rois, d.rois)?,
+        mask_rois: get("mask_rois", mask_rois, d.mask_rois)?,
+        size_divisible: get("size_divisible", size_divisible, d.size_divisible)?,
+        fpn_channels: get("fpn_channels", fpn_channels, d.fpn_channels)?,
+        classifier: classifier.unwrap_or(d.classifier),
+    })
+}
+
+fn detector(name: Option<&str>) -> Result<Option<Detector>> {
+    name.map(Detector::parse).transpose()
+}
+
+#[pyfunction]
+#[pyo3(signature = (arch, input_size, detector_name = None, num_classes = None, rois = None, mask_rois = None, size_divisible = None, fpn_channels = None, classifier = None))]
+#[allow(clippy::too_many_arguments)]
+fn flops_count(
+    arch: &PyArchitecture,
+    input_size: (i64, i64),
+    detector_name: Option<&str>,
+    num_classes: Option<i64>,
+    rois: Option<i64>,
+    mask_rois: Option<i64>,
+    size_divisible: Option<i64>,
+    fpn_channels: Option<i64>,
+    classifier: Option<bool>,
+) -> PyResult<PyFlopsReport> {
+    let conv = convention(num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier)?;
+    Ok(PyFlopsReport(flops::count(&arch.0, size2("input_size", input_size)?, detector(detector_name)?, &conv)?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (archs, input_size, detector_name = None, num_classes = None, rois = None, mask_rois = None, size_divisible = None, fpn_channels = None, classifier = None))]
+#[allow(clippy::too_many_arguments)]
+fn flops_count_many<'py>(
+    py: Python<'py>,
+    archs: Vec<Bound<'py, PyArchitecture>>,
+    input_size: (i64, i64),
+    detector_name: Option<&str>,
+    num_classes: Option<i64>,
+    rois: Option<i64>,
+    mask_rois: Option<i64>,
+    size_divisible: Option<i64>,
+    fpn_channels: Option<i64>,
+    classifier: Option<bool>,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let conv = convention(num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier)?;
+    let archs: Vec<&Architecture> = archs.iter().map(|a| &a.get().0).collect();
+    let (hw, det) = (size2("input_size", input_size)?, detector(detector_name)?);
+    let macs = py.allow_threads(|| flops::count_many(&archs, hw, det, &conv))?;
+    Ok(macs.into_pyarray(py))
+}
+
+/// Block counts per stage drawn from per-stage choice sets under a budget (see ``crnas.StageSpace``).
+#[pyclass(name = "StageSpace", module = "crnas", frozen)]
+pub struct PyStageSpace(StageSpace);
+
+#[pymethods]
+impl PyStageSpace {
+    #[new]
+    #[pyo3(signature = (family, choices, *, budget = None, flops_tolerance = None, input_size = (800, 1088), width = 1.0))]
+    fn new(
+        py: Python<'_>,
+        family: &str,
+        choices: Vec<Vec<i64>>,
+        budget: Option<i64>,
+        flops_tolerance: Option<f64>,
+        input_size: (i64, i64),
+        width: f64,
+    ) -> PyResult<Self> {
+        let family = Family::parse(family)?;
+        let choices = choices.iter().enumerate().map(|(i, c)| counts(&format!("choices[{i}]"), c)).collect::<Result<Vec<_>>>()?;
+        let budget = budget.map(|b| usize::try_from(b).map_err(|_| CrnasError::value("budget", "a non-negative block count", b))).transpose()?;
+        let hw = size2("input_size", input_size)?;
+        Ok(PyStageSpace(py.allow_threads(|| StageSpace::new(family, choices, budget, flops_tolerance, hw, width))?))
+    }
+
+    /// The paper's space of a family (ResNet series: its choice sets with the baseline's block
+    /// count; MobileNetV2: crnas's sets within ±1% of the baseline's MACs at 800×1088).
+    #[classmethod]
+    fn paper(_cls: &Bound<'_, PyType>, py: Python<'_>, family: &str) -> PyResult<Self> {
+        let family = Family::parse(family)?;
+        Ok(PyStageSpace(py.allow_threads(|| StageSpace::paper(family))?))
+    }
+
+    #[getter]
+    fn family(&self) -> &'static str {
+        self.0.family.name()
+    }
+    #[getter]
+    fn choices(&self) -> Vec<Vec<usize>> {
+        self.0.choices.clone()
+    }
+    #[getter]
+    fn width(&self) -> f64 {
+        self.0.width
+    }
+    /// ``{"type": "blocks", "total": N}`` or ``{"type": "macs", "target": ..., "tolerance": ..., "input_size": ...}``.
+    #[getter]
+    fn budget<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.0.budget)?)
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+
+    fn __contains__(&self, blocks: Vec<i64>) -> bool {
+        counts("blocks", &blocks).map(|b| self.0.contains(&b)).unwrap_or(false)
+    }
+
+    /// Every feasible allocation, in lexicographic order.
+    fn allocations(&self) -> Vec<Vec<usize>> {
+        self.0.allocations().iter().map(|a| a.to_vec()).collect()
+    }
+
+    /// ``k`` allocations drawn uniformly (with replacement), reproducible from ``seed``.
+    #[pyo3(signature = (k, *, seed = 0))]
+    fn sample(&self, k: usize, seed: u64) -> PyResult<Vec<Vec<usize>>> {
+        Ok(self.0.sample(k, seed)?.iter().map(|a| a.to_vec()).collect())
+    }
+
+    /// The architecture of ``blocks`` at this space's family and width.
+    #[pyo3(signature = (blocks, dilations = None))]
+    fn architecture(&self, blocks: Vec<i64>, dilations: Option<Vec<i64>>) -> PyResult<PyArchitecture> {
+        let dilations = dilations.map(|d| counts("dilations", &d)).transpose()?;
+        Ok(PyArchitecture(self.0.architecture(&counts("blocks", &blocks)?, dilations)?))
+    }
+
+    /// Number of architectures in the joint space (allocation × a dilation in {1, 2, 3} per block).
+    fn joint_size(&self) -> PyResult<u128> {
+        Ok(self.0.joint_size()?)
+    }
+
+    /// ``k`` architectures drawn uniformly from the joint space.
+    #[pyo3(signature = (k, *, seed = 0))]
+    fn sample_architectures(&self, k: usize, seed: u64) -> PyResult<Vec<PyArchitecture>> {
+        Ok(self.0.sample_architectures(k, seed)?.into_iter().map(PyArchitecture).collect())
+    }
+
+    fn __repr__(&self) -> String {
+        let budget = match &self.0.budget {
+            Budget::Blocks { total } => format!("budget={total} blocks"),
+            Budget::Macs { tolerance, input_size, .. } => {
+                format!("MACs within ±{}% of the baseline at {}x{}", tolerance * 100.0, input_size.0, input_size.1)
+            }
+        };
+        format!("StageSpace({}, {}, {} allocations)", self.0.family, budget, self.0.len())
+    }
+}
+
+fn parse_device(name: &str) -> Result<tch::Device> {
+    match name {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        "mps" => Ok(tch::Device::Mps),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| CrnasError::value("device", "'cpu', 'cuda' or 'cuda:<index>'", format!("{other:?}"))),
+    }
+}
+
+/// One-hot dilation paths ``[num_blocks, batch_size, num_choices]`` on ``device``.
+#[pyfunction]
+#[pyo3(signature = (num_blocks, batch_size, num_choices, seed, logits, device))]
+fn sample_paths(
+    py: Python<'_>,
+    num_blocks: usize,
+    batch_size: usize,
+    num_choices: usize,
+    seed: u64,
+    logits: Option<PyTensor>,
+    device: &str,
+) -> PyResult<PyTensor> {
+    let device = parse_device(device)?;
+    let out = py.allow_threads(move || space::sample_paths(num_blocks, batch_size, num_choices, seed, logits.as_deref(), device))?;
+    Ok(PyTensor(out))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__torch_version__", env!("CRNAS_TORCH_VERSION"))?;
+    m.add_class::<PyArchitecture>()?;
+    m.add_class::<PyStageSpace>()?;
+    m.add_class::<PyFlopsReport>()?;
     m.add_function(wrap_pyfunction!(mdconv_forward, m)?)?;
     m.add_function(wrap_pyfunction!(mdconv_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(flops_count, m)?)?;
+    m.add_function(wrap_pyfunction!(flops_count_many, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_paths, m)?)?;
     Ok(())
 }

@@ -7,7 +7,28 @@ import torch  # noqa: F401  (libtorch must be loaded before the native core)
 
 from crnas._native import NativeCoreUnavailable, native_available
 from crnas import nn, ops
+from crnas.space import sample_paths
 
 __version__ = "0.1.0"
 
-__all__ = ["NativeCoreUnavailable", "native_available", "nn", "ops", "__version__"]
+#: Classes defined by the native core; resolved on first use so ``import crnas`` never needs it.
+_NATIVE_CLASSES = ("Architecture", "StageSpace")
+
+__all__ = [
+    "Architecture",
+    "StageSpace",
+    "sample_paths",
+    "NativeCoreUnavailable",
+    "native_available",
+    "nn",
+    "ops",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    if name in _NATIVE_CLASSES:
+        from crnas._native import core
+
+        return getattr(core(), name)
+    raise AttributeError(f"module 'crnas' has no attribute {name!r}")

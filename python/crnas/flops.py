@@ -1,0 +1,95 @@
+"""FLOPs accountant: analytic MACs and parameters of an :class:`~crnas.Architecture`.
+
+Convention (docs/flops.md): multiply-accumulates of convolutions and linear layers, output sizes
+exactly as PyTorch computes them; BatchNorm, activations, pooling and additions are free.
+Detectors are counted whole, without RoIAlign, on the input padded to a multiple of
+``size_divisible``; the defaults (2000 RoIs, 81 classes) reproduce the paper's Faster R-CNN + FPN
+figures at 800×1088 (ResNet50 192.5 G, MobileNetV2 121.1 G) within 1%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crnas._native import core
+
+if TYPE_CHECKING:
+    from crnas._core import Architecture, FlopsReport
+
+__all__ = ["count", "count_many", "DETECTORS", "FlopsReport"]
+
+DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
+
+
+def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(input_size, int) and not isinstance(input_size, bool):
+        return (input_size, input_size)
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, Sequence) or len(input_size) != 2:
+        raise ValueError(f"input_size: expected an int or (H, W), got {input_size!r}")
+    h, w = input_size
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (h, w)):
+        raise ValueError(f"input_size: expected (H, W) with positive integers, got {tuple(input_size)!r}")
+    return (h, w)
+
+
+def count(
+    arch: Architecture,
+    input_size: int | Sequence[int] = (224, 224),
+    detector: str | None = None,
+    *,
+    num_classes: int | None = None,
+    rois: int | None = None,
+    mask_rois: int | None = None,
+    size_divisible: int | None = None,
+    fpn_channels: int | None = None,
+    classifier: bool | None = None,
+) -> FlopsReport:
+    """MACs and parameters of ``arch`` at ``input_size`` (H, W), alone or inside ``detector``.
+
+    Args:
+        arch: the architecture.
+        input_size: ``(H, W)`` or one int for a square input.
+        detector: ``None`` (backbone, plus the 1000-class classifier unless ``classifier=False``)
+            or one of :data:`DETECTORS`.
+        num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier: the convention
+            (defaults: 81, 2000, 100, 32, 256, True).
+
+    Returns:
+        a :class:`FlopsReport` with ``.macs``, ``.params``, ``.by_stage``, ``.layers`` and ``.table()``.
+    """
+    return core().flops_count(
+        arch, _size(input_size), detector, num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier
+    )
+
+
+def count_many(
+    archs: Iterable[Architecture],
+    input_size: int | Sequence[int] = (224, 224),
+    detector: str | None = None,
+    **convention: int | bool,
+) -> np.ndarray:
+    """Total MACs of many architectures, computed in parallel by the native core: ``uint64[len(archs)]``."""
+    known = {"num_classes", "rois", "mask_rois", "size_divisible", "fpn_channels", "classifier"}
+    unknown = set(convention) - known
+    if unknown:
+        raise TypeError(f"count_many: unexpected keyword argument(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    return core().flops_count_many(
+        list(archs),
+        _size(input_size),
+        detector,
+        convention.get("num_classes"),
+        convention.get("rois"),
+        convention.get("mask_rois"),
+        convention.get("size_divisible"),
+        convention.get("fpn_channels"),
+        convention.get("classifier"),
+    )
+
+
+def __getattr__(name: str):
+    if name == "FlopsReport":
+        return core().FlopsReport
+    raise AttributeError(f"module 'crnas.flops' has no attribute {name!r}")
