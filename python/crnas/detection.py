@@ -1,0 +1,194 @@
+"""CR backbones in torchvision detectors.
+
+:func:`cr_backbone_with_fpn` mirrors ``torchvision.models.detection.backbone_utils.resnet_fpn_backbone``
+(and, for MobileNetV2, ``mobilenet_backbone``): same arguments, same freezing rule, a
+``BackboneWithFPN`` whose ``out_channels`` and ``OrderedDict`` outputs (``'0'..``, ``'pool'``) every
+torchvision detector accepts. The FPN's input channels come from the architecture's layout, so any
+allocation and width works.
+
+.. note:: For MobileNetV2, torchvision's ``mobilenet_backbone`` feeds the FPN with the output of the
+   *first* (strided) block of each stage and, by default, only the last two stages. crnas returns the
+   *end* of each stage C2..C5 (4 levels by default), the detector the paper's MobileNetV2 figures
+   describe (docs/flops.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
+
+from crnas.models import CRMobileNetV2, build, get_architecture
+
+__all__ = [
+    "cr_backbone_with_fpn",
+    "fpn_extractor",
+    "build_detector",
+    "DETECTORS",
+    "fasterrcnn_cr_resnet50_fpn",
+    "maskrcnn_cr_resnet50_fpn",
+    "retinanet_cr_resnet50_fpn",
+    "fcos_cr_resnet50_fpn",
+]
+
+
+def fpn_extractor(
+    backbone: nn.Module,
+    trainable_layers: int,
+    returned_layers: Sequence[int] | None = None,
+    extra_blocks: ExtraFPNBlock | None = None,
+    norm_layer: Callable[..., nn.Module] | None = None,
+    out_channels: int = 256,
+) -> BackboneWithFPN:
+    """Freeze all but the last ``trainable_layers`` of (stem, C2, C3, C4, C5) and put an FPN on the
+    ``returned_layers`` (1 = C2 … 4 = C5) of a model from :func:`crnas.models.build`; torchvision's
+    ``_resnet_fpn_extractor`` with channels read from the model."""
+    if isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= 5:
+        raise ValueError(f"trainable_layers: expected an int in the range [0, 5], got {trainable_layers!r}")
+    returned_layers = [1, 2, 3, 4] if returned_layers is None else list(returned_layers)
+    if not returned_layers or min(returned_layers) < 1 or max(returned_layers) > 4:
+        raise ValueError(f"returned_layers: expected values in the range [1, 4], got {returned_layers}")
+    if isinstance(backbone, CRMobileNetV2):
+        # stage k (1..4) of `features` ends at stage_ends[k-1]; the stem is features[0..1]
+        body = backbone.features
+        ends = backbone.stage_ends
+        starts = [2] + [e + 1 for e in ends[:-1]]
+        groups = [range(0, 2)] + [range(s, e + 1) for s, e in zip(starts, ends)]  # stem, C2..C5
+        trainable = {str(i) for g in groups[5 - trainable_layers :] for i in g} if trainable_layers else set()
+        for name, p in body.named_parameters():
+            if name.split(".")[0] not in trainable:
+                p.requires_grad_(False)
+        return_layers = {str(ends[k - 1]): str(v) for v, k in enumerate(returned_layers)}
+    else:
+        body = backbone
+        layers_to_train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+        if trainable_layers == 5:
+            layers_to_train.append("bn1")
+        for name, p in body.named_parameters():
+            if not any(name.startswith(layer) for layer in layers_to_train):
+                p.requires_grad_(False)
+        return_layers = {f"layer{k}": str(v) for v, k in enumerate(returned_layers)}
+    in_channels_list = [backbone.stage_channels[k - 1] for k in returned_layers]
+    fpn = BackboneWithFPN(
+        body, return_layers, in_channels_list, out_channels, extra_blocks=extra_blocks or LastLevelMaxPool(), norm_layer=norm_layer
+    )
+    fpn.architecture = backbone.architecture
+    return fpn
+
+
+def cr_backbone_with_fpn(
+    arch_or_name: Any,
+    *,
+    weights_backbone: Any = None,
+    trainable_layers: int = 3,
+    returned_layers: Sequence[int] | None = None,
+    extra_blocks: ExtraFPNBlock | None = None,
+    norm_layer: Callable[[int], nn.Module] = FrozenBatchNorm2d,
+    progress: bool = True,
+) -> BackboneWithFPN:
+    """A CR backbone with an FPN, like ``resnet_fpn_backbone`` (keyword-only, same defaults).
+
+    Args:
+        arch_or_name: an :class:`~crnas.Architecture`, a name (``"cr_resnet50"``, ``"resnet50"``, ...),
+            JSON or a ``result.json`` path.
+        weights_backbone: ``None``, ``"torchvision"``, a torchvision ``WeightsEnum`` or a state-dict
+            path, inherited with :func:`crnas.weights.inherit` (report on ``.body.inherit_report``).
+        trainable_layers: trainable stages counted from C5 (0..5; 5 includes the stem).
+        returned_layers: stages fed to the FPN, 1 = C2 … 4 = C5 (default all four).
+        extra_blocks: extra FPN levels (default ``LastLevelMaxPool``).
+        norm_layer: the backbone's normalisation (``FrozenBatchNorm2d`` as torchvision's builders use
+            with pretrained weights; ``nn.BatchNorm2d`` to train it).
+    """
+    arch = get_architecture(arch_or_name)
+    backbone = build(arch, norm_layer=norm_layer)
+    report = None
+    if weights_backbone is not None:
+        from crnas.weights import inherit, torchvision_state_dict
+
+        report = inherit(backbone, torchvision_state_dict(arch.family, weights_backbone, progress=progress))
+    fpn = fpn_extractor(backbone, trainable_layers, returned_layers, extra_blocks)
+    fpn.inherit_report = report
+    return fpn
+
+
+#: Detector names, as in :mod:`crnas.flops`.
+DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
+
+
+def build_detector(
+    detector: str,
+    arch: Any,
+    *,
+    num_classes: int,
+    weights_backbone: Any = None,
+    trainable_layers: int | None = None,
+    norm_layer: Callable[[int], nn.Module] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """A torchvision detector (``faster_rcnn_fpn``, ``mask_rcnn_fpn``, ``retinanet_fpn`` or ``fcos_fpn``)
+    with the CR backbone of ``arch``. ``kwargs`` go to the torchvision detector (``min_size``,
+    ``max_size``, ...). Without ``weights_backbone``, the backbone is fully trainable with
+    ``nn.BatchNorm2d`` (torchvision's rule); with it, 3 trainable stages and ``FrozenBatchNorm2d``."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
+    pretrained = weights_backbone is not None
+    if trainable_layers is None:
+        trainable_layers = 3 if pretrained else 5
+    if norm_layer is None:
+        norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    dense = detector in ("retinanet_fpn", "fcos_fpn")
+    backbone = cr_backbone_with_fpn(
+        arch,
+        weights_backbone=weights_backbone,
+        trainable_layers=trainable_layers,
+        returned_layers=[2, 3, 4] if dense else None,
+        extra_blocks=LastLevelP6P7(256, 256) if dense else None,
+        norm_layer=norm_layer,
+    )
+    cls = {"faster_rcnn_fpn": FasterRCNN, "mask_rcnn_fpn": MaskRCNN, "retinanet_fpn": RetinaNet, "fcos_fpn": FCOS}[detector]
+    model = cls(backbone, num_classes=num_classes, **kwargs)
+    model.architecture = backbone.architecture
+    return model
+
+
+def _cr_resnet50_builder(detector: str, title: str) -> Callable[..., nn.Module]:
+    def builder(
+        *,
+        arch: Any = "cr_resnet50",
+        weights: None = None,
+        weights_backbone: Any = None,
+        num_classes: int = 91,
+        trainable_backbone_layers: int | None = None,
+        **kwargs: Any,
+    ) -> nn.Module:
+        if weights is not None:
+            raise ValueError(f"weights: expected None (no pretrained {title} weights are published), got {weights!r}")
+        return build_detector(
+            detector, arch, num_classes=num_classes, weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers, **kwargs
+        )
+
+    builder.__doc__ = f"""{title} with a CR-ResNet50 backbone (or any architecture via ``arch=``).
+
+    Args mirror torchvision's ``*_resnet50_fpn`` builders: ``weights`` (must be None),
+    ``weights_backbone`` (``"torchvision"`` inherits ImageNet weights), ``num_classes`` (91, COCO as
+    torchvision counts it), ``trainable_backbone_layers``; other keyword arguments go to the detector.
+    """
+    return builder
+
+
+fasterrcnn_cr_resnet50_fpn = _cr_resnet50_builder("faster_rcnn_fpn", "Faster R-CNN + FPN")
+maskrcnn_cr_resnet50_fpn = _cr_resnet50_builder("mask_rcnn_fpn", "Mask R-CNN + FPN")
+retinanet_cr_resnet50_fpn = _cr_resnet50_builder("retinanet_fpn", "RetinaNet")
+fcos_cr_resnet50_fpn = _cr_resnet50_builder("fcos_fpn", "FCOS")
+for _name, _fn in (
+    ("fasterrcnn_cr_resnet50_fpn", fasterrcnn_cr_resnet50_fpn),
+    ("maskrcnn_cr_resnet50_fpn", maskrcnn_cr_resnet50_fpn),
+    ("retinanet_cr_resnet50_fpn", retinanet_cr_resnet50_fpn),
+    ("fcos_cr_resnet50_fpn", fcos_cr_resnet50_fpn),
+):
+    _fn.__name__ = _fn.__qualname__ = _name
