@@ -72,8 +72,9 @@ class TrainCallback(Protocol):
       architecture search samples a sub-network here.
     * ``on_step_end(step, losses)``: after the optimizer step; ``losses`` maps each loss name, and
       ``"loss"`` for their sum, to a float.
-    * ``state_dict()`` / ``load_state_dict(state)``: saved in and restored from checkpoints; the state
-      must be loadable with ``torch.load(weights_only=True)`` (tensors, numbers, strings, containers).
+    * ``state_dict()`` / ``load_state_dict(state)``: saved in and restored from checkpoints (a resumed
+      run must get the callbacks that have ``state_dict``, in the same order); the state must be
+      loadable with ``torch.load(weights_only=True)`` (tensors, numbers, strings, containers).
     """
 
     def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None: ...
@@ -338,7 +339,7 @@ def train_detector(
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": _rng_state(),
-            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+            "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
             "loss_history": result.loss_history,
             "lr_history": result.lr_history,
         }, path)
@@ -473,15 +474,18 @@ def _load(
             f"{path}: the checkpoint was written with {', '.join(diff)}; resume with the same settings, "
             "or pass resume=False or another checkpoint_dir to start over"
         )
-    if len(state["callbacks"]) != len(callbacks):
-        raise ValueError(f"{path}: the checkpoint has {len(state['callbacks'])} callback states, got {len(callbacks)} callbacks")
+    stateful = [cb for cb in callbacks if hasattr(cb, "state_dict")]
+    if len(state["callbacks"]) != len(stateful):
+        raise ValueError(
+            f"{path}: the checkpoint has {len(state['callbacks'])} callback states, got {len(stateful)} callbacks "
+            "with state_dict(); pass the same stateful callbacks, in the same order"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    for cb, cb_state in zip(callbacks, state["callbacks"]):
-        if cb_state is not None and hasattr(cb, "load_state_dict"):
-            cb.load_state_dict(cb_state)
+    for cb, cb_state in zip(stateful, state["callbacks"]):
+        cb.load_state_dict(cb_state)
     result.iteration = state["iteration"]
     result.loss_history = list(state["loss_history"])
     result.lr_history = list(state["lr_history"])

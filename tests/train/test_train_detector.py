@@ -241,3 +241,10 @@ def test_stop_training_before_a_step_skips_it(tmp_path: Path):
     resumed = train_detector(tiny_detector(2), dataset(6), iterations=6, batch_size=2, checkpoint_dir=tmp_path,
                              progress=False)
     assert resumed.iteration == 6 and not resumed.stopped_early
+
+
+def test_resuming_needs_the_same_stateful_callbacks(tmp_path: Path):
+    train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, callbacks=[ScaleImages()],
+                   checkpoint_dir=tmp_path, max_steps_this_run=1, progress=False)
+    with pytest.raises(ValueError, match=r"last.pt: the checkpoint has 1 callback states, got 0 callbacks with state_dict"):
+        train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, checkpoint_dir=tmp_path, progress=False)
