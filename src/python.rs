@@ -91,7 +91,7 @@ fn size2(arg: &str, value: (i64, i64)) -> Result<(usize, usize)> {
 /// A CR-NAS backbone: family, blocks per stage [C2, C3, C4, C5], one dilation per block, width.
 ///
 /// The single source of truth for models, FLOPs and sampling.
-#[pyclass(name = "Architecture", module = "crnas", frozen)]
+#[pyclass(name = "Architecture", module = "crnas._core", frozen)]
 #[derive(Clone)]
 pub struct PyArchitecture(pub Architecture);
 
@@ -195,7 +195,7 @@ impl PyArchitecture {
 }
 
 /// Per-layer, per-part and total MACs and parameters (see ``crnas.flops.count``).
-#[pyclass(name = "FlopsReport", module = "crnas.flops", frozen)]
+#[pyclass(name = "FlopsReport", module = "crnas._core", frozen)]
 pub struct PyFlopsReport(Report);
 
 #[pymethods]
@@ -330,7 +330,7 @@ fn flops_count_many<'py>(
 }
 
 /// Block counts per stage drawn from per-stage choice sets under a budget (see ``crnas.StageSpace``).
-#[pyclass(name = "StageSpace", module = "crnas", frozen)]
+#[pyclass(name = "StageSpace", module = "crnas._core", frozen)]
 pub struct PyStageSpace(StageSpace);
 
 #[pymethods]

@@ -120,6 +120,8 @@ def inherit(model: nn.Module, source_state_dict: Mapping[str, Tensor], *, source
     target = model.state_dict()
     updates: dict[str, Tensor] = {}
     for key, tensor in target.items():
+        if key.endswith("num_batches_tracked"):  # bookkeeping, not weights: keep the target's
+            continue
         prefix = next((p for p in sorted(mapping, key=len, reverse=True) if key.startswith(p)), None)
         if prefix is None:
             report.initialised[key] = "no counterpart in the source"

@@ -63,6 +63,7 @@ class CRMobileNetV2(nn.Module):
         dropout: dropout before the classifier (torchvision's 0.2).
     """
 
+
     def __init__(
         self, layout: Mapping[str, Any], norm_layer: NormLayer | None = None, num_classes: int | None = None, dropout: float = 0.2
     ) -> None:
@@ -75,16 +76,18 @@ class CRMobileNetV2(nn.Module):
             Conv2dNormActivation(3, stem["channels"], stride=2, norm_layer=norm_layer, activation_layer=nn.ReLU6),
             _block(stem["first"], norm_layer),
         ]
-        #: Index in ``features`` of the last module of each stage C2..C5.
-        self.stage_ends: list[int] = []
+        ends = []
         for blocks in layout["stages"]:
             features += [_block(b, norm_layer) for b in blocks]
-            self.stage_ends.append(len(features) - 1)
+            ends.append(len(features) - 1)
         cin, last = layout["last_conv"]
         features.append(Conv2dNormActivation(cin, last, kernel_size=1, norm_layer=norm_layer, activation_layer=nn.ReLU6))
-        self.stage_ends[-1] = len(features) - 1
+        ends[-1] = len(features) - 1
         self.features = nn.Sequential(*features)
-        self.stage_channels: list[int] = list(layout["stage_channels"])
+        #: Index in ``features`` of the last module of each stage C2..C5.
+        self.stage_ends = ends
+        #: Output channels of C2..C5.
+        self.stage_channels = list(layout["stage_channels"])
         self.last_channel = last
         self.classifier: nn.Module = (
             nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last, num_classes)) if num_classes else nn.Identity()

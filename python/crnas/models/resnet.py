@@ -129,6 +129,7 @@ class CRResNet(nn.Module):
         zero_init_residual: zero the last BN of each residual branch (torchvision's option).
     """
 
+
     def __init__(
         self,
         layout: Mapping[str, Any],
@@ -150,7 +151,7 @@ class CRResNet(nn.Module):
             self.add_module(f"layer{i + 1}", nn.Sequential(*(make_block(b, norm_layer) for b in blocks)))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         #: Output channels of C2..C5 (what an FPN needs).
-        self.stage_channels: list[int] = list(layout["stage_channels"])
+        self.stage_channels = list(layout["stage_channels"])
         #: torchvision's attribute: channels of the last stage (its detection utilities read it).
         self.inplanes = self.stage_channels[-1]
         self.fc: nn.Module = nn.Linear(self.inplanes, num_classes) if num_classes else nn.Identity()

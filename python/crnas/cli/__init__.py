@@ -1,0 +1,70 @@
+"""``crnas`` command line: one module per subcommand, registered in :data:`COMMANDS`.
+
+Usage mistakes and bad inputs print one line (and the subcommand's usage) and exit with status 2 /
+1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "COMMANDS", "CLIUsageError"]
+
+#: Subcommand name -> module in ``crnas.cli`` defining ``add_arguments(parser)`` and ``run(args) -> int``.
+COMMANDS = {
+    "flops": "flops",
+}
+
+
+class CLIUsageError(Exception):
+    """A command-line mistake: reported with the subcommand's usage, exit status 2."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``800x1088`` or ``512`` -> (H, W)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 800x1088) or one int, got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW with positive ints, got {text!r}")
+    return values[0], values[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crnas", description="CR-NAS: computation reallocation for object detection.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"crnas.cli.{module_name}")
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        command = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run, command_parser=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except CLIUsageError as err:
+        if args.debug:
+            raise
+        args.command_parser.print_usage(sys.stderr)
+        print(f"crnas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        if args.debug:
+            raise
+        print(f"crnas {args.command}: error: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,35 @@
+"""The ``crnas`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crnas.cli import main
+
+
+def test_flops_table(capsys):
+    assert main(["flops", "cr_resnet50", "--input", "800x1088", "--detector", "faster_rcnn_fpn"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Architecture(resnet50, blocks=[1, 3, 5, 7]")
+    assert out[1] == "faster_rcnn_fpn at 800x1088 (MACs; conv + linear layers)"
+    assert out[-1].split()[:2] == ["total", "191.8389"]
+
+
+def test_flops_json_and_files(tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_text('{"family": "resnet18", "blocks": [1, 2, 3, 2], "dilations": [1, 2, 3, 1, 2, 3, 1, 2]}')
+    assert main(["flops", str(path), "--input", "224", "--json", "--no-classifier"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input_size"] == [224, 224] and report["architecture"]["blocks"] == [1, 2, 3, 2]
+    assert "classifier" not in report["by_stage"] and report["macs"] == sum(report["by_stage"].values())
+
+
+def test_errors_are_one_line(capsys):
+    assert main(["flops", "resnet51"]) == 1
+    assert capsys.readouterr().err.strip().startswith("crnas flops: error: arch: expected an Architecture")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flops", "resnet50", "--input", "0x3"])
+    assert exit_info.value.code == 2
+    assert "argument --input: expected HxW with positive ints, got '0x3'" in capsys.readouterr().err
