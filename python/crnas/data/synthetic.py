@@ -55,17 +55,6 @@ _FIELD = 5  # the background colour field is bilinear over a 5×5 grid
 _NOISE = 0.1  # peak-to-peak uniform pixel noise
 
 
-def _bilinear_matrix(size: int, grid: int) -> np.ndarray:
-    """``[size, grid]`` weights that interpolate ``grid`` samples to ``size`` (corners aligned)."""
-    pos = np.linspace(0.0, grid - 1.0, size)
-    lo = np.minimum(np.floor(pos).astype(np.int64), grid - 2)
-    frac = (pos - lo).astype(np.float32)
-    weights = np.zeros((size, grid), dtype=np.float32)
-    weights[np.arange(size), lo] = 1.0 - frac
-    weights[np.arange(size), lo + 1] = frac
-    return weights
-
-
 @dataclass
 class _Layout:
     idmap: np.ndarray  # [H, W] int16, -1 = background, k = object k
@@ -146,8 +135,6 @@ class SyntheticDetection(DetectionDataset):
         self.max_objects = max_objects
         self.classes = list(SHAPES[:num_classes])
         self.report = DataReport(f"SyntheticDetection(seed={seed})", images=self.num_images)
-        self._interp_y = _bilinear_matrix(self.image_size[0], _FIELD)
-        self._interp_x = _bilinear_matrix(self.image_size[1], _FIELD)
 
     def __len__(self) -> int:
         return self.num_images
@@ -217,9 +204,9 @@ class SyntheticDetection(DetectionDataset):
     def _paint(self, rng: np.random.Generator, layout: _Layout) -> np.ndarray:
         """The pixels ``uint8 [H, W, 3]`` of ``layout``."""
         height, width = self.image_size
-        coarse = rng.random((3, _FIELD, _FIELD), dtype=np.float32)
-        field = self._interp_y @ coarse @ self._interp_x.T  # [3, H, W], a smooth colour field
-        image = np.ascontiguousarray(field.transpose(1, 2, 0)) * 0.6 + 0.2
+        coarse = Image.fromarray(rng.integers(0, 256, (_FIELD, _FIELD, 3), dtype=np.uint8))
+        field = coarse.resize((width, height), Image.Resampling.BILINEAR)  # a smooth colour field
+        image = np.asarray(field, dtype=np.float32) * np.float32(0.6 / 255) + np.float32(0.2)
         # distractors under the objects: thin strokes and speckles, each in its own random colour
         canvas = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(canvas)
