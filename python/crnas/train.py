@@ -45,7 +45,7 @@ from crnas.data.loader import make_loader
 from crnas.data.seeding import TRAIN, derive_seed
 from crnas.data.target import filter_ignored
 
-__all__ = ["StopTraining", "TrainCallback", "TrainResult", "WarmupMultiStep", "train_detector", "CHECKPOINT_NAME"]
+__all__ = ["CHECKPOINT_NAME", "StopTraining", "TrainCallback", "TrainResult", "WarmupMultiStep", "train_detector"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,9 @@ class TrainCallback(Protocol):
       loadable with ``torch.load(weights_only=True)`` (tensors, numbers, strings, containers).
     """
 
-    def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None: ...
+    def on_step_start(
+        self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module
+    ) -> None: ...
 
     def on_step_end(self, step: int, losses: dict[str, float]) -> None: ...
 
@@ -212,7 +214,9 @@ def _validate(
     max_steps_this_run: int | None,
 ) -> None:
     if (iterations is None) == (epochs is None):
-        raise ValueError(f"iterations, epochs: expected exactly one of them, got iterations={iterations}, epochs={epochs}")
+        raise ValueError(
+            f"iterations, epochs: expected exactly one of them, got iterations={iterations}, epochs={epochs}"
+        )
     for name, value in (("iterations", iterations), ("epochs", epochs)):
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"{name}: expected a positive int, got {value}")
@@ -435,7 +439,8 @@ def _step(
         loss_dict = model(images, targets)
     if not isinstance(loss_dict, dict):
         raise TypeError(
-            f"model: expected a dict of losses in train mode (a torchvision detection model), got {type(loss_dict).__name__}"
+            "model: expected a dict of losses in train mode (a torchvision detection model), "
+            f"got {type(loss_dict).__name__}"
         )
     loss = sum(loss_dict.values())
     losses = {name: float(value.detach()) for name, value in loss_dict.items()}

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pycocotools import mask as mask_utils
-
 from datafiles import voc_xml, write_image
+from pycocotools import mask as mask_utils
 
 
 @pytest.fixture(autouse=True)

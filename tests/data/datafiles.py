@@ -18,7 +18,9 @@ def write_image(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int 
     return np.asarray(image.convert("RGB"))
 
 
-def voc_xml(filename: str, size: tuple[int, int] | None, objects: list[tuple[str, tuple[int, int, int, int], int]]) -> str:
+def voc_xml(
+    filename: str, size: tuple[int, int] | None, objects: list[tuple[str, tuple[int, int, int, int], int]]
+) -> str:
     """A VOC annotation; ``objects`` are ``(name, (xmin, ymin, xmax, ymax), difficult)``."""
     parts = [f"<annotation><filename>{filename}</filename>"]
     if size is not None:

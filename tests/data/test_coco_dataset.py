@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from crnas.data import CocoDataset, filter_ignored
 
 
@@ -87,7 +86,8 @@ def _rewrite(coco_dir: Path, edit) -> Path:
 
 def test_unknown_category_names_file_and_annotation(coco_dir: Path):
     ann = _rewrite(coco_dir, lambda d: d["annotations"][0].update(category_id=99, id=17))
-    with pytest.raises(ValueError, match=re.escape(f"{ann}: annotation 17 has category_id 99, which is not in 'categories'")):
+    message = re.escape(f"{ann}: annotation 17 has category_id 99, which is not in 'categories'")
+    with pytest.raises(ValueError, match=message):
         CocoDataset(ann, coco_dir / "images")
 
 
@@ -110,7 +110,8 @@ def test_missing_annotation_file(tmp_path: Path):
 
 def test_missing_image_fails_at_construction_naming_it(coco_dir: Path):
     (coco_dir / "images" / "c.png").unlink()
-    with pytest.raises(FileNotFoundError, match=re.escape(f"{coco_dir / 'images' / 'c.png'}: image file does not exist")):
+    message = re.escape(f"{coco_dir / 'images' / 'c.png'}: image file does not exist")
+    with pytest.raises(FileNotFoundError, match=message):
         CocoDataset(coco_dir / "ann.json", coco_dir / "images")
 
 
@@ -134,7 +135,8 @@ def test_malformed_bbox_and_missing_segmentation(coco_dir: Path):
     with pytest.raises(ValueError, match="annotation 5 has no 'segmentation', but masks=True"):
         CocoDataset(ann, coco_dir / "images", masks=True)
     ann = _rewrite(coco_dir, lambda d: d["annotations"][0].update(bbox=[1, 2, 3]))
-    with pytest.raises(ValueError, match=r"annotation 1: expected 'bbox' to be \[x, y, width, height\], got \[1, 2, 3\]"):
+    message = r"annotation 1: expected 'bbox' to be \[x, y, width, height\], got \[1, 2, 3\]"
+    with pytest.raises(ValueError, match=message):
         CocoDataset(ann, coco_dir / "images")
 
 
@@ -143,5 +145,6 @@ def test_malformed_bbox_and_missing_segmentation(coco_dir: Path):
 def test_undecodable_segmentation_names_the_annotation(coco_dir: Path):
     ann = _rewrite(coco_dir, lambda d: d["annotations"][2]["segmentation"].update(size=[10, 10]))
     ds = CocoDataset(ann, coco_dir / "images", masks=True)
-    with pytest.raises(ValueError, match=re.escape(f"{ann}: annotation 3: cannot decode 'segmentation'") + r".*RLE size \[10, 10\]"):
+    message = re.escape(f"{ann}: annotation 3: cannot decode 'segmentation'") + r".*RLE size \[10, 10\]"
+    with pytest.raises(ValueError, match=message):
         ds.load(0)

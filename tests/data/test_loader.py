@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from crnas.data import SyntheticDetection, collate_fn, make_loader, transforms as T
+from crnas.data import SyntheticDetection, collate_fn, make_loader
+from crnas.data import transforms as T
 
 
 def image_ids(loader) -> list[list[int]]:
@@ -20,10 +20,10 @@ def dataset() -> SyntheticDetection:
 def test_order_is_a_function_of_seed_and_epoch(dataset):
     a = image_ids(make_loader(dataset, 3, shuffle=True, seed=1, epoch=0))
     assert a == image_ids(make_loader(dataset, 3, shuffle=True, seed=1, epoch=0))
-    assert sorted(sum(a, [])) == list(range(11)) and [len(b) for b in a] == [3, 3, 3, 2]
+    assert sorted(i for batch in a for i in batch) == list(range(11)) and [len(b) for b in a] == [3, 3, 3, 2]
     assert a != image_ids(make_loader(dataset, 3, shuffle=True, seed=1, epoch=1))
     assert a != image_ids(make_loader(dataset, 3, shuffle=True, seed=2, epoch=0))
-    assert sum(image_ids(make_loader(dataset, 3, shuffle=False)), []) == list(range(11))
+    assert [i for batch in image_ids(make_loader(dataset, 3, shuffle=False)) for i in batch] == list(range(11))
     assert [len(b) for b in image_ids(make_loader(dataset, 3, shuffle=True, drop_last=True))] == [3, 3, 3]
 
 
@@ -52,7 +52,8 @@ def test_batches_do_not_depend_on_workers_or_global_rng(dataset):
 
 def test_augmentation_changes_between_epochs(dataset):
     def images_by_id(epoch):
-        return {t["image_id"]: im for ims, ts in make_loader(dataset, 4, shuffle=True, epoch=epoch) for im, t in zip(ims, ts)}
+        loader = make_loader(dataset, 4, shuffle=True, epoch=epoch)
+        return {t["image_id"]: im for ims, ts in loader for im, t in zip(ims, ts)}
 
     e0, e1 = images_by_id(0), images_by_id(1)
     assert any(not torch.equal(e0[i], e1[i]) for i in e0)

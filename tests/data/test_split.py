@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from crnas.data import DetectionSubset, SyntheticDetection, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from crnas.data import DetectionSubset, SyntheticDetection, split
 
 
 @settings(max_examples=60, deadline=None)
@@ -30,7 +29,7 @@ def test_seeds_give_different_splits():
 
 def test_subsets_forward_metadata_and_samples():
     ds = SyntheticDetection(20, image_size=(48, 48), num_classes=3)
-    train, val = split(ds, 0.25, seed=5)
+    _, val = split(ds, 0.25, seed=5)
     assert val.classes == ds.classes and val.label_to_cat_id == ds.label_to_cat_id and val.report is ds.report
     i = val.indices[1]
     assert torch.equal(val[1][0], ds[i][0])

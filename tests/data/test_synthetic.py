@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from crnas.data import CocoDataset, SyntheticDetection, transforms as T
+from crnas.data import CocoDataset, SyntheticDetection
+from crnas.data import transforms as T
 from crnas.data.synthetic import MIN_SIDE, MIN_VISIBLE, SHAPES
 
 
 def assert_same_target(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for key in a:
-        if isinstance(a[key], torch.Tensor):
-            assert a[key].dtype == b[key].dtype, key
-            assert torch.equal(a[key], b[key]), key
+    for key, value in a.items():
+        if isinstance(value, torch.Tensor):
+            assert value.dtype == b[key].dtype, key
+            assert torch.equal(value, b[key]), key
         else:
-            assert a[key] == b[key], key
+            assert value == b[key], key
 
 
 def test_deterministic_by_seed_and_index():
@@ -92,6 +92,9 @@ def test_transforms_use_the_given_generator():
         image, target = ds.get(0, torch.Generator().manual_seed(seed))
         flipped = not torch.equal(image, raw_image)
         assert torch.equal(image, raw_image.flip(-1) if flipped else raw_image)
+        x1, y1, x2, y2 = raw_target["boxes"].unbind(1)
+        expected = torch.stack([64 - x2, y1, 64 - x1, y2], 1) if flipped else raw_target["boxes"]
+        assert torch.equal(target["boxes"], expected)
         flips.append(flipped)
     assert any(flips) and not all(flips)
     assert torch.equal(ds[0][0], ds[0][0])

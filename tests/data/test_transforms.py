@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from crnas.data import transforms as T
 from PIL import Image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-
-from crnas.data import transforms as T
 
 
 def sample(h: int = 30, w: int = 50):
@@ -75,13 +74,14 @@ def test_to_tensor_converts_pil_of_any_mode():
     pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     for mode in ("RGB", "L", "RGBA", "P"):
         image = Image.fromarray(pixels).convert(mode)
-        tensor, target = T.ToTensor()(image, {"boxes": torch.zeros(0, 4)}, gen())
+        tensor, _ = T.ToTensor()(image, {"boxes": torch.zeros(0, 4)}, gen())
         assert tensor.shape == (3, 4, 6) and tensor.dtype == torch.float32
         expected = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
         assert torch.equal(tensor, expected)
     as_uint8 = torch.from_numpy(pixels).permute(2, 0, 1)
     assert torch.equal(T.ToTensor()(as_uint8, {}, gen())[0], as_uint8.float() / 255)
-    with pytest.raises(TypeError, match="image: expected a PIL image or a uint8/float tensor, got Tensor of dtype torch.int32"):
+    message = "image: expected a PIL image or a uint8/float tensor, got Tensor of dtype torch.int32"
+    with pytest.raises(TypeError, match=message):
         T.ToTensor()(as_uint8.int(), {}, gen())
 
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from crnas.data import VOCDataset, filter_ignored
-
 from datafiles import voc_xml, write_image
 
 
@@ -63,7 +61,8 @@ def test_flat_folder(tmp_path: Path):
 
 
 def test_unknown_class_when_classes_are_given(voc_dir: Path):
-    with pytest.raises(ValueError, match=r"000001.xml: object 1 has class 'dog', which is not in classes \['person', 'cat'\]"):
+    message = r"000001.xml: object 1 has class 'dog', which is not in classes \['person', 'cat'\]"
+    with pytest.raises(ValueError, match=message):
         VOCDataset(voc_dir, classes=["person", "cat"])
 
 
@@ -83,7 +82,8 @@ def test_non_numeric_box_names_file_and_object(voc_dir: Path):
 
 def test_missing_image_names_it(voc_dir: Path):
     (voc_dir / "JPEGImages" / "000002.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match=r"JPEGImages/000002.jpg: image file does not exist \(annotated by .*000002.xml\)"):
+    message = r"JPEGImages/000002.jpg: image file does not exist \(annotated by .*000002.xml\)"
+    with pytest.raises(FileNotFoundError, match=message):
         VOCDataset(voc_dir)
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +66,6 @@ def voc_with_difficult(tmp_path: Path) -> VOCDataset:
             f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
             for n, b, d in objs
         )
-        (tmp_path / f"{stem}.xml").write_text(
-            f"<annotation><filename>{stem}.png</filename><size><width>100</width><height>80</height></size>{xml}</annotation>"
-        )
+        size = "<size><width>100</width><height>80</height></size>"
+        (tmp_path / f"{stem}.xml").write_text(f"<annotation><filename>{stem}.png</filename>{size}{xml}</annotation>")
     return VOCDataset(tmp_path)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from crnas.eval import METRICS, coco_eval, collect_detections, score_detections
-
 from oracles import Oracle, noisy, perfect
+from torch import nn
 
 
 def test_perfect_detections_score_one_in_every_range(synthetic):
@@ -37,7 +35,8 @@ def test_worse_detections_score_less(synthetic):
     scores = {}
     for name, predict in (("shifted", shifted), ("wrong_class", wrong_class), ("noisy", noisy)):
         oracle = Oracle(predict)
-        scores[name] = score_detections(collect_detections(oracle, synthetic, before_batch=oracle.before_batch), synthetic)
+        detections = collect_detections(oracle, synthetic, before_batch=oracle.before_batch)
+        scores[name] = score_detections(detections, synthetic)
     assert scores["shifted"]["AP50"] == pytest.approx(1.0) and scores["shifted"]["AP75"] == 0.0
     assert scores["shifted"]["AP"] == pytest.approx(0.4)  # IoU thresholds 0.50, 0.55, 0.60, 0.65 of ten
     assert scores["wrong_class"]["AP"] == 0.0
@@ -49,7 +48,11 @@ def test_scoring_batches_collected_apart_equals_scoring_at_once(synthetic):
     whole = collect_detections(oracle, synthetic, batch_size=4, before_batch=oracle.before_batch)
     parts = []
     for indices, batch_size in (([7, 2, 9], 2), ([0, 1, 3, 4], 3), ([8, 6, 5], 1)):
-        parts += collect_detections(oracle, synthetic, batch_size=batch_size, indices=indices, before_batch=oracle.before_batch)
+        parts += collect_detections(
+            oracle, synthetic, batch_size=batch_size, indices=indices, before_batch=oracle.before_batch
+        )
+    parallel = collect_detections(oracle, synthetic, batch_size=4, before_batch=oracle.before_batch, num_workers=2)
+    assert all(torch.equal(a["boxes"], b["boxes"]) and a["index"] == b["index"] for a, b in zip(whole, parallel))
     at_once = score_detections(whole, synthetic)
     assert score_detections(parts[::-1], synthetic) == at_once
     assert 0.0 < at_once["AP"] < 1.0
@@ -112,7 +115,7 @@ class Empty(nn.Module):
 
 
 def test_coco_eval_without_any_detection(synthetic):
-    assert coco_eval(Empty(), synthetic, batch_size=4) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "APs": 0.0, "APm": 0.0, "APl": 0.0}
+    assert coco_eval(Empty(), synthetic, batch_size=4) == dict.fromkeys(METRICS, 0.0)
 
 
 def test_bad_records_and_arguments(synthetic, coco_with_crowd):
@@ -124,7 +127,8 @@ def test_bad_records_and_arguments(synthetic, coco_with_crowd):
         score_detections(records[:1], coco_with_crowd)
     records[0]["labels"] = torch.tensor([4])
     records[0]["boxes"], records[0]["scores"] = torch.zeros(1, 4), torch.ones(1)
-    with pytest.raises(ValueError, match=r"image index 0 has labels \[4\], but the dataset's labels are 1..3 \(3 classes\)"):
+    message = r"image index 0 has labels \[4\], but the dataset's labels are 1..3 \(3 classes\)"
+    with pytest.raises(ValueError, match=message):
         score_detections(records, synthetic)
     with pytest.raises(IndexError, match=r"indices: expected ints in \[0, 10\), got \[10\]"):
         collect_detections(oracle, synthetic, indices=[10])

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from crnas.eval import collect_detections, voc_ap50
-
 from oracles import Oracle, noisy, perfect
 
 

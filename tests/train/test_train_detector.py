@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
-from crnas.data import SyntheticDetection, transforms as T
+from crnas.data import SyntheticDetection
+from crnas.data import transforms as T
 from crnas.eval import METRICS, coco_eval
 from crnas.train import CHECKPOINT_NAME, StopTraining, WarmupMultiStep, train_detector
-
 from tinydet import tiny_detector
+from torch import nn
 
-SCHEDULE = dict(iterations=12, batch_size=3, lr=0.02, warmup_iters=2, checkpoint_every=4, progress=False)
+SCHEDULE = {"iterations": 12, "batch_size": 3, "lr": 0.02, "warmup_iters": 2, "checkpoint_every": 4, "progress": False}
 
 
 def dataset(n: int = 10) -> SyntheticDetection:
@@ -65,7 +64,8 @@ def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
 def uninterrupted(tmp_path_factory):
     torch.set_num_threads(1)
     model, callback = tiny_detector(2), ScaleImages()
-    result = train_detector(model, dataset(), checkpoint_dir=tmp_path_factory.mktemp("ref"), callbacks=[callback], **SCHEDULE)
+    directory = tmp_path_factory.mktemp("ref")
+    result = train_detector(model, dataset(), checkpoint_dir=directory, callbacks=[callback], **SCHEDULE)
     return model, result, callback
 
 
@@ -122,7 +122,8 @@ def test_a_kill_while_writing_keeps_the_previous_checkpoint(uninterrupted, tmp_p
 def test_a_finished_run_resumes_to_itself(uninterrupted):
     ref_model, ref, _ = uninterrupted
     model = tiny_detector(2, seed=3)
-    again = train_detector(model, dataset(), checkpoint_dir=ref.checkpoint.parent, callbacks=[ScaleImages()], **SCHEDULE)
+    directory = ref.checkpoint.parent
+    again = train_detector(model, dataset(), checkpoint_dir=directory, callbacks=[ScaleImages()], **SCHEDULE)
     assert again.iteration == 12 and again.loss_history == ref.loss_history
     assert_same_weights(model, ref_model)
 
@@ -208,20 +209,24 @@ class NotADetector(nn.Module):
 
 def test_bad_arguments_and_models(tmp_path: Path):
     data = dataset(4)
-    with pytest.raises(ValueError, match="iterations, epochs: expected exactly one of them, got iterations=2, epochs=1"):
+    message = "iterations, epochs: expected exactly one of them, got iterations=2, epochs=1"
+    with pytest.raises(ValueError, match=message):
         train_detector(tiny_detector(2), data, iterations=2, epochs=1)
-    with pytest.raises(ValueError, match="iterations, epochs: expected exactly one of them, got iterations=None, epochs=None"):
+    message = "iterations, epochs: expected exactly one of them, got iterations=None, epochs=None"
+    with pytest.raises(ValueError, match=message):
         train_detector(tiny_detector(2), data)
     with pytest.raises(ValueError, match="amp: True needs a CUDA device, got device='cpu'"):
         train_detector(tiny_detector(2), data, iterations=1, amp=True)
-    with pytest.raises(ValueError, match=r"steps: expected non-decreasing fractions of the schedule in \(0, 1\], got \(0.9, 0.5\)"):
+    message = r"steps: expected non-decreasing fractions of the schedule in \(0, 1\], got \(0.9, 0.5\)"
+    with pytest.raises(ValueError, match=message):
         train_detector(tiny_detector(2), data, iterations=1, steps=(0.9, 0.5))
     with pytest.raises(TypeError, match="model: expected a dict of losses in train mode .* got list"):
         train_detector(NotADetector(), data, iterations=1, progress=False)
     with pytest.raises(FloatingPointError, match="step 0: the loss is nan"):
         train_detector(NotADetector(math.nan), data, iterations=1, progress=False)
     train_detector(tiny_detector(2), data, iterations=2, batch_size=2, checkpoint_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"last.pt: the checkpoint was written with batch_size=2 \(now 1\).*resume=False"):
+    message = r"last.pt: the checkpoint was written with batch_size=2 \(now 1\).*resume=False"
+    with pytest.raises(ValueError, match=message):
         train_detector(tiny_detector(2), data, iterations=2, batch_size=1, checkpoint_dir=tmp_path, progress=False)
     fresh = train_detector(tiny_detector(2), data, iterations=2, batch_size=1, checkpoint_dir=tmp_path,
                            resume=False, progress=False)
@@ -246,5 +251,7 @@ def test_stop_training_before_a_step_skips_it(tmp_path: Path):
 def test_resuming_needs_the_same_stateful_callbacks(tmp_path: Path):
     train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, callbacks=[ScaleImages()],
                    checkpoint_dir=tmp_path, max_steps_this_run=1, progress=False)
-    with pytest.raises(ValueError, match=r"last.pt: the checkpoint has 1 callback states, got 0 callbacks with state_dict"):
-        train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, checkpoint_dir=tmp_path, progress=False)
+    message = r"last.pt: the checkpoint has 1 callback states, got 0 callbacks with state_dict"
+    with pytest.raises(ValueError, match=message):
+        train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, checkpoint_dir=tmp_path,
+                       progress=False)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from crnas.data.report import DataReport
 
-__all__ = ["read_image", "image_size", "to_float_image"]
+__all__ = ["image_size", "read_image", "to_float_image"]
 
 
 def to_float_image(pixels: np.ndarray) -> Tensor:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from crnas.data.seeding import AUGMENT, ORDER, WORKERS, derive_seed
 
-__all__ = ["collate_fn", "make_loader", "EpochBatchSampler"]
+__all__ = ["EpochBatchSampler", "collate_fn", "make_loader"]
 
 
 def collate_fn(batch: Sequence[tuple[Tensor, dict[str, Any]]]) -> tuple[tuple[Tensor, ...], tuple[dict[str, Any], ...]]:

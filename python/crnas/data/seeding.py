@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ORDER", "AUGMENT", "WORKERS", "SPLIT", "TRAIN", "derive_seed", "augmentation_generator"]
+__all__ = ["AUGMENT", "ORDER", "SPLIT", "TRAIN", "WORKERS", "augmentation_generator", "derive_seed"]
 
 ORDER, AUGMENT, WORKERS, SPLIT, TRAIN = 0, 1, 2, 3, 4
 

@@ -44,7 +44,7 @@ from crnas.data.report import DataReport
 from crnas.data.target import make_target
 from crnas.data.transforms import Transform
 
-__all__ = ["SyntheticDetection", "SHAPES", "MIN_VISIBLE", "MIN_SIDE"]
+__all__ = ["MIN_SIDE", "MIN_VISIBLE", "SHAPES", "SyntheticDetection"]
 
 SHAPES = ("disc", "square", "triangle", "ring", "cross", "diamond", "star", "frame")
 MIN_VISIBLE = 0.5

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["PER_OBJECT_KEYS", "make_target", "filter_ignored"]
+__all__ = ["PER_OBJECT_KEYS", "filter_ignored", "make_target"]
 
 PER_OBJECT_KEYS = ("boxes", "labels", "area", "iscrowd", "difficult", "masks")
 

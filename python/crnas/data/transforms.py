@@ -26,7 +26,7 @@ from torch import Tensor
 
 from crnas.data.image import to_float_image
 
-__all__ = ["Transform", "Compose", "ToTensor", "RandomHorizontalFlip", "Resize"]
+__all__ = ["Compose", "RandomHorizontalFlip", "Resize", "ToTensor", "Transform"]
 
 Target = dict[str, Any]
 
@@ -55,7 +55,9 @@ class Compose:
 class ToTensor:
     """PIL image (any mode) or uint8 tensor → ``Tensor[3, H, W]`` float32 in [0, 1]; float tensors pass."""
 
-    def __call__(self, image: Image.Image | Tensor, target: Target, generator: torch.Generator) -> tuple[Tensor, Target]:
+    def __call__(
+        self, image: Image.Image | Tensor, target: Target, generator: torch.Generator
+    ) -> tuple[Tensor, Target]:
         if isinstance(image, Image.Image):
             return to_float_image(np.asarray(image.convert("RGB"), dtype=np.uint8)), target
         if isinstance(image, Tensor):

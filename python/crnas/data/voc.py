@@ -24,6 +24,7 @@ __all__ = ["VOCDataset"]
 logger = logging.getLogger(__name__)
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+_BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
 
 @dataclass
@@ -160,7 +161,7 @@ class VOCDataset(DetectionDataset):
             if not name:
                 raise ValueError(f"{xml}: object {j} has no <name>")
             try:
-                xmin, ymin, xmax, ymax = (float(obj.findtext(f"bndbox/{k}", "")) for k in ("xmin", "ymin", "xmax", "ymax"))
+                xmin, ymin, xmax, ymax = (float(obj.findtext(f"bndbox/{k}", "")) for k in _BOX_KEYS)
             except ValueError:
                 raise ValueError(f"{xml}: object {j} ({name}): expected numeric <bndbox> xmin/ymin/xmax/ymax") from None
             difficult = (obj.findtext("difficult") or "0").strip() not in ("0", "")
@@ -170,7 +171,8 @@ class VOCDataset(DetectionDataset):
 
     @staticmethod
     def _image_path(xml: Path, image_dir: Path, filename: str | None) -> Path:
-        candidates = ([image_dir / filename] if filename else []) + [image_dir / (xml.stem + s) for s in _IMAGE_SUFFIXES]
+        candidates = [image_dir / filename] if filename else []
+        candidates += [image_dir / (xml.stem + suffix) for suffix in _IMAGE_SUFFIXES]
         for path in candidates:
             if path.is_file():
                 return path

@@ -26,7 +26,7 @@ from torch import nn
 from crnas.data.base import DetectionDataset
 from crnas.eval.detections import Record, collect_detections, ground_truth
 
-__all__ = ["METRICS", "score_detections", "coco_eval"]
+__all__ = ["METRICS", "coco_eval", "score_detections"]
 
 logger = logging.getLogger(__name__)
 
