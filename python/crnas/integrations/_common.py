@@ -1,0 +1,68 @@
+"""Helpers shared by the framework adapters; imports no framework."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from crnas._core import Architecture
+    from crnas.weights import InheritReport
+
+#: Output stride of C2..C5 (the same for every CR architecture: reallocation moves blocks and
+#: dilations, never strides).
+STAGE_STRIDES = (4, 8, 16, 32)
+
+
+def architecture(arch: Any, width: float | None = None, *, resnet_only: bool = False, hint: str = "") -> Architecture:
+    """``arch`` as an :class:`~crnas.Architecture` (anything ``crnas.models.get_architecture`` takes),
+    with ``width`` overriding its channel multiplier when given."""
+    from crnas.models import get_architecture
+
+    arch = get_architecture(arch)
+    if width is not None:
+        if isinstance(width, bool) or not isinstance(width, (int, float)):
+            raise TypeError(f"width: expected a number or None, got {type(width).__name__}")
+        arch = arch.replace(width=float(width))
+    if resnet_only and arch.family == "mobilenet_v2":
+        raise ValueError(f"arch: expected a ResNet-series architecture, got family 'mobilenet_v2'{hint}")
+    return arch
+
+
+def stem_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
+    """``conv``, or a freshly initialised copy of it taking ``in_chans`` input channels."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans: expected a positive int, got {in_chans!r}")
+    if in_chans == conv.in_channels:
+        return conv
+    new = nn.Conv2d(
+        in_chans,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=conv.bias is not None,
+    )
+    nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
+    if new.bias is not None:
+        nn.init.zeros_(new.bias)
+    return new
+
+
+def inherited_state_dict(
+    arch: Any, weights: Any = "torchvision", *, progress: bool = True
+) -> tuple[dict[str, Tensor], InheritReport]:
+    """The backbone state dict (torchvision key names, no classifier) of ``arch`` initialised from
+    ``weights`` with :func:`crnas.weights.inherit`, and the inheritance report."""
+    from crnas.models import build
+    from crnas.weights import inherit, torchvision_state_dict
+
+    arch = architecture(arch)
+    model = build(arch)
+    source: Mapping[str, Tensor] = torchvision_state_dict(arch.family, weights, progress=progress)
+    report = inherit(model, source)
+    return dict(model.state_dict()), report
