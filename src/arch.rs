@@ -85,6 +85,8 @@ impl fmt::Display for Family {
 pub struct Architecture {
     pub family: Family,
     pub blocks: Vec<usize>,
+    /// Empty in JSON means all 1 (filled by `from_json`).
+    #[serde(default)]
     pub dilations: Vec<usize>,
     #[serde(default = "one")]
     pub width: f64,
@@ -168,8 +170,12 @@ impl Architecture {
         serde_json::to_string(self).expect("an Architecture always serialises")
     }
 
+    /// Parse and validate; a missing `dilations` means all 1, a missing `width` 1.0.
     pub fn from_json(text: &str) -> Result<Self> {
-        let arch: Architecture = serde_json::from_str(text)?;
+        let mut arch: Architecture = serde_json::from_str(text)?;
+        if arch.dilations.is_empty() {
+            arch.dilations = vec![1; arch.blocks.iter().sum()];
+        }
         arch.validate()?;
         Ok(arch)
     }

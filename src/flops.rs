@@ -106,19 +106,34 @@ pub struct Convention {
     pub size_divisible: usize,
     /// FPN channels.
     pub fpn_channels: usize,
+    /// Width of the R-CNN box head's two fully connected layers (torchvision's 1024).
+    pub representation_size: usize,
     /// Count the classifier (`fc`, 1000 classes) when there is no detector (torchvision's `_ops` does).
     pub classifier: bool,
 }
 
 impl Default for Convention {
     fn default() -> Self {
-        Convention { num_classes: 81, rois: 2000, mask_rois: 100, size_divisible: 32, fpn_channels: 256, classifier: true }
+        Convention {
+            num_classes: 81,
+            rois: 2000,
+            mask_rois: 100,
+            size_divisible: 32,
+            fpn_channels: 256,
+            representation_size: 1024,
+            classifier: true,
+        }
     }
 }
 
 impl Convention {
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("num_classes", self.num_classes), ("size_divisible", self.size_divisible), ("fpn_channels", self.fpn_channels)] {
+        for (name, v) in [
+            ("num_classes", self.num_classes),
+            ("size_divisible", self.size_divisible),
+            ("fpn_channels", self.fpn_channels),
+            ("representation_size", self.representation_size),
+        ] {
             ensure!(v >= 1, CrnasError::value(name, "an integer >= 1", v));
         }
         Ok(())
@@ -351,11 +366,11 @@ fn walk_detector(layout: &Layout, hw: (usize, usize), det: Detector, conv: &Conv
             shared_conv(Conv::new(c, c, 3).head(), Part::Rpn, &|| "rpn.head.conv.0.0".into(), &levels, sink);
             shared_conv(Conv::new(c, anchors, 1).head(), Part::Rpn, &|| "rpn.head.cls_logits".into(), &levels, sink);
             shared_conv(Conv::new(c, 4 * anchors, 1).head(), Part::Rpn, &|| "rpn.head.bbox_pred".into(), &levels, sink);
-            let r = conv.rois;
-            linear(sink, Part::RoiBox, &|| "roi_heads.box_head.fc6".into(), c * 7 * 7, 1024, r);
-            linear(sink, Part::RoiBox, &|| "roi_heads.box_head.fc7".into(), 1024, 1024, r);
-            linear(sink, Part::RoiBox, &|| "roi_heads.box_predictor.cls_score".into(), 1024, conv.num_classes, r);
-            linear(sink, Part::RoiBox, &|| "roi_heads.box_predictor.bbox_pred".into(), 1024, 4 * conv.num_classes, r);
+            let (r, rep) = (conv.rois, conv.representation_size);
+            linear(sink, Part::RoiBox, &|| "roi_heads.box_head.fc6".into(), c * 7 * 7, rep, r);
+            linear(sink, Part::RoiBox, &|| "roi_heads.box_head.fc7".into(), rep, rep, r);
+            linear(sink, Part::RoiBox, &|| "roi_heads.box_predictor.cls_score".into(), rep, conv.num_classes, r);
+            linear(sink, Part::RoiBox, &|| "roi_heads.box_predictor.bbox_pred".into(), rep, 4 * conv.num_classes, r);
             if det == Detector::MaskRcnnFpn {
                 let m = conv.mask_rois;
                 for i in 0..4 {

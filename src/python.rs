@@ -88,6 +88,18 @@ fn size2(arg: &str, value: (i64, i64)) -> Result<(usize, usize)> {
     }
 }
 
+/// A width multiplier from Python: a float or int, never a bool.
+struct Width(f64);
+
+impl<'py> FromPyObject<'py> for Width {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if ob.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(CrnasError::type_("width", "a float", "a bool").into());
+        }
+        Ok(Width(ob.extract::<f64>().map_err(|_| CrnasError::type_("width", "a float", ob.get_type()))?))
+    }
+}
+
 /// A CR-NAS backbone: family, blocks per stage [C2, C3, C4, C5], one dilation per block, width.
 ///
 /// The single source of truth for models, FLOPs and sampling.
@@ -98,9 +110,10 @@ pub struct PyArchitecture(pub Architecture);
 #[pymethods]
 impl PyArchitecture {
     #[new]
-    #[pyo3(signature = (family, blocks, dilations = None, width = 1.0))]
-    fn new(family: &str, blocks: Vec<i64>, dilations: Option<Vec<i64>>, width: f64) -> PyResult<Self> {
+    #[pyo3(signature = (family, blocks, dilations = None, width = None))]
+    fn new(family: &str, blocks: Vec<i64>, dilations: Option<Vec<i64>>, width: Option<Width>) -> PyResult<Self> {
         let dilations = dilations.map(|d| counts("dilations", &d)).transpose()?;
+        let width = width.map_or(1.0, |w| w.0);
         Ok(PyArchitecture(Architecture::new(Family::parse(family)?, counts("blocks", &blocks)?, dilations, width)?))
     }
 
@@ -127,7 +140,7 @@ impl PyArchitecture {
 
     /// A copy with some fields replaced (new ``blocks`` without ``dilations`` resets them to 1).
     #[pyo3(signature = (*, blocks = None, dilations = None, width = None))]
-    fn replace(&self, blocks: Option<Vec<i64>>, dilations: Option<Vec<i64>>, width: Option<f64>) -> PyResult<Self> {
+    fn replace(&self, blocks: Option<Vec<i64>>, dilations: Option<Vec<i64>>, width: Option<Width>) -> PyResult<Self> {
         let a = &self.0;
         let dilations = match (&blocks, dilations) {
             (_, Some(d)) => Some(counts("dilations", &d)?),
@@ -135,7 +148,7 @@ impl PyArchitecture {
             (Some(_), None) => None,
         };
         let blocks = blocks.map(|b| counts("blocks", &b)).transpose()?.unwrap_or_else(|| a.blocks.clone());
-        Ok(PyArchitecture(Architecture::new(a.family, blocks, dilations, width.unwrap_or(a.width))?))
+        Ok(PyArchitecture(Architecture::new(a.family, blocks, dilations, width.map_or(a.width, |w| w.0))?))
     }
 
     #[getter]
@@ -259,30 +272,38 @@ impl PyFlopsReport {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn convention(
-    num_classes: Option<i64>,
-    rois: Option<i64>,
-    mask_rois: Option<i64>,
-    size_divisible: Option<i64>,
-    fpn_channels: Option<i64>,
-    classifier: Option<bool>,
-) -> Result<Convention> {
-    let d = Convention::default();
-    let get = |arg: &str, v: Option<i64>, default: usize| -> Result<usize> {
-        match v {
-            None => Ok(default),
-            Some(v) => usize::try_from(v).map_err(|_| CrnasError::value(arg, "a non-negative integer", v)),
+/// The counting convention from a dict of its fields (missing or `None`: the default).
+fn convention(args: Option<&Bound<'_, PyDict>>) -> PyResult<Convention> {
+    let mut conv = Convention::default();
+    let Some(args) = args else { return Ok(conv) };
+    for (key, value) in args.iter() {
+        let key: String = key.extract()?;
+        if value.is_none() {
+            continue;
         }
-    };
-    Ok(Convention {
-        num_classes: get("num_classes", num_classes, d.num_classes)?,
-        rois: get("rois", rois, d.rois)?,
-        mask_rois: get("mask_rois", mask_rois, d.mask_rois)?,
-        size_divisible: get("size_divisible", size_divisible, d.size_divisible)?,
-        fpn_channels: get("fpn_channels", fpn_channels, d.fpn_channels)?,
-        classifier: classifier.unwrap_or(d.classifier),
-    })
+        let count = |v: &Bound<'_, PyAny>| -> PyResult<usize> {
+            let n: i64 = v.extract().map_err(|_| CrnasError::type_(key.as_str(), "an int", v.get_type()))?;
+            Ok(usize::try_from(n).map_err(|_| CrnasError::value(key.as_str(), "a non-negative integer", n))?)
+        };
+        match key.as_str() {
+            "num_classes" => conv.num_classes = count(&value)?,
+            "rois" => conv.rois = count(&value)?,
+            "mask_rois" => conv.mask_rois = count(&value)?,
+            "size_divisible" => conv.size_divisible = count(&value)?,
+            "fpn_channels" => conv.fpn_channels = count(&value)?,
+            "representation_size" => conv.representation_size = count(&value)?,
+            "classifier" => conv.classifier = value.extract().map_err(|_| CrnasError::type_("classifier", "a bool", value.get_type()))?,
+            other => {
+                return Err(CrnasError::type_(
+                    "convention",
+                    "keys among num_classes, rois, mask_rois, size_divisible, fpn_channels, representation_size, classifier",
+                    format!("{other:?}"),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(conv)
 }
 
 fn detector(name: Option<&str>) -> Result<Option<Detector>> {
@@ -290,39 +311,27 @@ fn detector(name: Option<&str>) -> Result<Option<Detector>> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (arch, input_size, detector_name = None, num_classes = None, rois = None, mask_rois = None, size_divisible = None, fpn_channels = None, classifier = None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (arch, input_size, detector_name = None, convention_args = None))]
 fn flops_count(
     arch: &PyArchitecture,
     input_size: (i64, i64),
     detector_name: Option<&str>,
-    num_classes: Option<i64>,
-    rois: Option<i64>,
-    mask_rois: Option<i64>,
-    size_divisible: Option<i64>,
-    fpn_channels: Option<i64>,
-    classifier: Option<bool>,
+    convention_args: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyFlopsReport> {
-    let conv = convention(num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier)?;
+    let conv = convention(convention_args)?;
     Ok(PyFlopsReport(flops::count(&arch.0, size2("input_size", input_size)?, detector(detector_name)?, &conv)?))
 }
 
 #[pyfunction]
-#[pyo3(signature = (archs, input_size, detector_name = None, num_classes = None, rois = None, mask_rois = None, size_divisible = None, fpn_channels = None, classifier = None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (archs, input_size, detector_name = None, convention_args = None))]
 fn flops_count_many<'py>(
     py: Python<'py>,
     archs: Vec<Bound<'py, PyArchitecture>>,
     input_size: (i64, i64),
     detector_name: Option<&str>,
-    num_classes: Option<i64>,
-    rois: Option<i64>,
-    mask_rois: Option<i64>,
-    size_divisible: Option<i64>,
-    fpn_channels: Option<i64>,
-    classifier: Option<bool>,
+    convention_args: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let conv = convention(num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier)?;
+    let conv = convention(convention_args)?;
     let archs: Vec<&Architecture> = archs.iter().map(|a| &a.get().0).collect();
     let (hw, det) = (size2("input_size", input_size)?, detector(detector_name)?);
     let macs = py.allow_threads(|| flops::count_many(&archs, hw, det, &conv))?;

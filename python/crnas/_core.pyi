@@ -12,7 +12,7 @@ __torch_version__: str
 class Architecture:
     """A CR-NAS backbone: family, blocks per stage [C2, C3, C4, C5], one dilation per block, width."""
 
-    def __new__(cls, family: str, blocks: list[int], dilations: list[int] | None = None, width: float = 1.0) -> Architecture: ...
+    def __new__(cls, family: str, blocks: list[int], dilations: list[int] | None = None, width: float | None = None) -> Architecture: ...
     @classmethod
     def baseline(cls, family: str) -> Architecture: ...
     @classmethod
@@ -115,26 +115,13 @@ def mdconv_backward(
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 def flops_count(
-    arch: Architecture,
-    input_size: tuple[int, int],
-    detector_name: str | None = None,
-    num_classes: int | None = None,
-    rois: int | None = None,
-    mask_rois: int | None = None,
-    size_divisible: int | None = None,
-    fpn_channels: int | None = None,
-    classifier: bool | None = None,
+    arch: Architecture, input_size: tuple[int, int], detector_name: str | None = None, convention_args: dict[str, Any] | None = None
 ) -> FlopsReport: ...
 def flops_count_many(
     archs: list[Architecture],
     input_size: tuple[int, int],
     detector_name: str | None = None,
-    num_classes: int | None = None,
-    rois: int | None = None,
-    mask_rois: int | None = None,
-    size_divisible: int | None = None,
-    fpn_channels: int | None = None,
-    classifier: bool | None = None,
+    convention_args: dict[str, Any] | None = None,
 ) -> npt.NDArray[np.uint64]: ...
 def sample_paths(
     num_blocks: int, batch_size: int, num_choices: int, seed: int, logits: torch.Tensor | None, device: str

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
@@ -89,6 +90,7 @@ def cr_backbone_with_fpn(
     returned_layers: Sequence[int] | None = None,
     extra_blocks: ExtraFPNBlock | None = None,
     norm_layer: Callable[[int], nn.Module] = FrozenBatchNorm2d,
+    out_channels: int = 256,
     progress: bool = True,
 ) -> BackboneWithFPN:
     """A CR backbone with an FPN, like ``resnet_fpn_backbone`` (keyword-only, same defaults).
@@ -103,6 +105,7 @@ def cr_backbone_with_fpn(
         extra_blocks: extra FPN levels (default ``LastLevelMaxPool``).
         norm_layer: the backbone's normalisation (``FrozenBatchNorm2d`` as torchvision's builders use
             with pretrained weights; ``nn.BatchNorm2d`` to train it).
+        out_channels: FPN channels (torchvision's 256).
     """
     arch = get_architecture(arch_or_name)
     backbone = build(arch, norm_layer=norm_layer)
@@ -111,13 +114,26 @@ def cr_backbone_with_fpn(
         from crnas.weights import inherit, torchvision_state_dict
 
         report = inherit(backbone, torchvision_state_dict(arch.family, weights_backbone, progress=progress))
-    fpn = fpn_extractor(backbone, trainable_layers, returned_layers, extra_blocks)
+    fpn = fpn_extractor(backbone, trainable_layers, returned_layers, extra_blocks, out_channels=out_channels)
     fpn.inherit_report = report
     return fpn
 
 
 #: Detector names, as in :mod:`crnas.flops`.
 DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
+_CLASSES = {"faster_rcnn_fpn": FasterRCNN, "mask_rcnn_fpn": MaskRCNN, "retinanet_fpn": RetinaNet, "fcos_fpn": FCOS}
+
+
+def detector_heads(detector: str, fpn_channels: int, num_classes: int, representation_size: int | None) -> tuple[type, dict[str, Any]]:
+    """The torchvision detector class and, for R-CNNs with a ``representation_size`` other than
+    torchvision's 1024, the box head and predictor to pass it (small heads for small data and CPUs)."""
+    cls = _CLASSES[detector]
+    if representation_size is None or detector not in ("faster_rcnn_fpn", "mask_rcnn_fpn"):
+        return cls, {}
+    return cls, {
+        "box_head": TwoMLPHead(fpn_channels * 7 * 7, representation_size),
+        "box_predictor": FastRCNNPredictor(representation_size, num_classes),
+    }
 
 
 def build_detector(
@@ -128,12 +144,16 @@ def build_detector(
     weights_backbone: Any = None,
     trainable_layers: int | None = None,
     norm_layer: Callable[[int], nn.Module] | None = None,
+    fpn_channels: int = 256,
+    representation_size: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector (``faster_rcnn_fpn``, ``mask_rcnn_fpn``, ``retinanet_fpn`` or ``fcos_fpn``)
     with the CR backbone of ``arch``. ``kwargs`` go to the torchvision detector (``min_size``,
     ``max_size``, ...). Without ``weights_backbone``, the backbone is fully trainable with
-    ``nn.BatchNorm2d`` (torchvision's rule); with it, 3 trainable stages and ``FrozenBatchNorm2d``."""
+    ``nn.BatchNorm2d`` (torchvision's rule); with it, 3 trainable stages and ``FrozenBatchNorm2d``.
+    ``fpn_channels`` and ``representation_size`` (the R-CNN box head's width, torchvision's 1024)
+    shrink the heads for small data and CPUs."""
     if detector not in DETECTORS:
         raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
     pretrained = weights_backbone is not None
@@ -147,11 +167,12 @@ def build_detector(
         weights_backbone=weights_backbone,
         trainable_layers=trainable_layers,
         returned_layers=[2, 3, 4] if dense else None,
-        extra_blocks=LastLevelP6P7(256, 256) if dense else None,
+        extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels) if dense else None,
         norm_layer=norm_layer,
+        out_channels=fpn_channels,
     )
-    cls = {"faster_rcnn_fpn": FasterRCNN, "mask_rcnn_fpn": MaskRCNN, "retinanet_fpn": RetinaNet, "fcos_fpn": FCOS}[detector]
-    model = cls(backbone, num_classes=num_classes, **kwargs)
+    cls, heads = detector_heads(detector, fpn_channels, num_classes, representation_size)
+    model = cls(backbone, num_classes=None if heads else num_classes, **heads, **kwargs)
     model.architecture = backbone.architecture
     return model
 

@@ -19,7 +19,7 @@ from crnas._native import core
 if TYPE_CHECKING:
     from crnas._core import Architecture, FlopsReport
 
-__all__ = ["count", "count_many", "DETECTORS", "FlopsReport"]
+__all__ = ["count", "count_many", "CONVENTION", "DETECTORS", "FlopsReport"]
 
 DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
 
@@ -35,17 +35,23 @@ def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
     return (h, w)
 
 
+#: Keyword arguments of the counting convention, with their defaults (docs/flops.md).
+CONVENTION = {
+    "num_classes": 81,
+    "rois": 2000,
+    "mask_rois": 100,
+    "size_divisible": 32,
+    "fpn_channels": 256,
+    "representation_size": 1024,
+    "classifier": True,
+}
+
+
 def count(
     arch: Architecture,
     input_size: int | Sequence[int] = (224, 224),
     detector: str | None = None,
-    *,
-    num_classes: int | None = None,
-    rois: int | None = None,
-    mask_rois: int | None = None,
-    size_divisible: int | None = None,
-    fpn_channels: int | None = None,
-    classifier: bool | None = None,
+    **convention: int | bool | None,
 ) -> FlopsReport:
     """MACs and parameters of ``arch`` at ``input_size`` (H, W), alone or inside ``detector``.
 
@@ -54,39 +60,24 @@ def count(
         input_size: ``(H, W)`` or one int for a square input.
         detector: ``None`` (backbone, plus the 1000-class classifier unless ``classifier=False``)
             or one of :data:`DETECTORS`.
-        num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier: the convention
-            (defaults: 81, 2000, 100, 32, 256, True).
+        **convention: :data:`CONVENTION` keys (``num_classes``, ``rois``, ``mask_rois``,
+            ``size_divisible``, ``fpn_channels``, ``representation_size``, ``classifier``); ``None``
+            keeps the default.
 
     Returns:
         a :class:`FlopsReport` with ``.macs``, ``.params``, ``.by_stage``, ``.layers`` and ``.table()``.
     """
-    return core().flops_count(
-        arch, _size(input_size), detector, num_classes, rois, mask_rois, size_divisible, fpn_channels, classifier
-    )
+    return core().flops_count(arch, _size(input_size), detector, convention)
 
 
 def count_many(
     archs: Iterable[Architecture],
     input_size: int | Sequence[int] = (224, 224),
     detector: str | None = None,
-    **convention: int | bool,
+    **convention: int | bool | None,
 ) -> np.ndarray:
     """Total MACs of many architectures, computed in parallel by the native core: ``uint64[len(archs)]``."""
-    known = {"num_classes", "rois", "mask_rois", "size_divisible", "fpn_channels", "classifier"}
-    unknown = set(convention) - known
-    if unknown:
-        raise TypeError(f"count_many: unexpected keyword argument(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    return core().flops_count_many(
-        list(archs),
-        _size(input_size),
-        detector,
-        convention.get("num_classes"),
-        convention.get("rois"),
-        convention.get("mask_rois"),
-        convention.get("size_divisible"),
-        convention.get("fpn_channels"),
-        convention.get("classifier"),
-    )
+    return core().flops_count_many(list(archs), _size(input_size), detector, convention)
 
 
 def __getattr__(name: str):

@@ -150,6 +150,8 @@ def test_report_table_and_metadata():
         (dict(detector="yolo"), ValueError, r"detector: expected None or one of faster_rcnn_fpn"),
         (dict(detector="faster_rcnn_fpn", rois=-1), ValueError, r"rois: expected a non-negative integer, got -1"),
         (dict(detector="faster_rcnn_fpn", num_classes=0), ValueError, r"num_classes: expected an integer >= 1, got 0"),
+        (dict(rios=3), TypeError, r"convention: expected keys among num_classes, rois.*got \"rios\""),
+        (dict(rois=2.5), TypeError, r"rois: expected an int, got <class 'float'>"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):

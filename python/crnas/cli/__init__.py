@@ -17,6 +17,7 @@ __all__ = ["main", "COMMANDS", "CLIUsageError"]
 #: Subcommand name -> module in ``crnas.cli`` defining ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS = {
     "flops": "flops",
+    "search": "search",
 }
 
 

@@ -1,0 +1,47 @@
+"""Arguments shared by several subcommands: where the detection data comes from."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_data_arguments", "data_spec", "load_dataset"]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--synthetic", nargs="?", type=int, const=-1, metavar="N", help="the built-in synthetic dataset (N images)")
+    group.add_argument("--coco", nargs=2, metavar=("ANN", "IMAGES"), help="a COCO json and its image folder")
+    group.add_argument("--voc", metavar="ROOT", help="a Pascal VOC folder (or images beside their .xml files)")
+    parser.add_argument("--voc-set", help="VOC image set (ImageSets/Main/<set>.txt)")
+    parser.add_argument("--image-size", type=int, help="synthetic images are SxS (default: the preset's, or 384)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic images (default 0)")
+
+
+def data_spec(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-able description of the data the arguments select."""
+    defaults = defaults or {}
+    if args.coco:
+        return {"kind": "coco", "ann_file": args.coco[0], "image_root": args.coco[1]}
+    if args.voc:
+        return {"kind": "voc", "root": args.voc, "image_set": args.voc_set}
+    if args.synthetic is not None or defaults.get("kind") == "synthetic":
+        num = args.synthetic if args.synthetic not in (None, -1) else defaults.get("num_images", 512)
+        size = args.image_size or defaults.get("image_size", 384)
+        return {"kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed}
+    raise ValueError("data: expected one of --synthetic, --coco ANN IMAGES or --voc ROOT")
+
+
+def load_dataset(spec: dict[str, Any]) -> Any:
+    """The dataset a :func:`data_spec` describes."""
+    from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
+
+    kind = spec.get("kind")
+    if kind == "synthetic":
+        size = int(spec["image_size"])
+        return SyntheticDetection(int(spec["num_images"]), image_size=(size, size), seed=int(spec.get("seed", 0)))
+    if kind == "coco":
+        return CocoDataset(spec["ann_file"], spec["image_root"])
+    if kind == "voc":
+        return VOCDataset(spec["root"], image_set=spec.get("image_set"))
+    raise ValueError(f"data: expected kind synthetic, coco or voc, got {kind!r}")

@@ -1,0 +1,81 @@
+"""Search a computation reallocation: stage supernet, stage search, dilation search (spec §4).
+
+Writes DIR/result.json (the found architecture, its MACs against the baseline, every scored
+candidate, configuration, seeds, versions, data fingerprint), DIR/search.log and checkpoints;
+`--resume` continues an interrupted search in DIR to the same result.
+
+Examples:
+  crnas search --synthetic --family resnet50 --preset tiny --out runs/tiny
+  crnas search --coco ann.json images/ --family resnet50 --budget 16 --preset paper --out runs/coco
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from crnas.cli import CLIUsageError
+from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+
+FAMILIES = ("resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--family", choices=FAMILIES, default="resnet50")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=int, help="total number of blocks (default: the baseline's)")
+    budget.add_argument("--flops-tol", type=float, dest="flops_tolerance", help="MACs within this fraction of the baseline's")
+    parser.add_argument("--method", choices=("greedy", "differentiable"), default="greedy")
+    parser.add_argument("--detector", choices=("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn"), default="faster_rcnn_fpn")
+    parser.add_argument("--preset", choices=("tiny", "demo", "paper"), default="demo")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--resume", action="store_true", help="continue the search in --out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=float, help="override the preset's width multiplier")
+    parser.add_argument("--stage-iterations", type=int, help="override the stage supernet's iterations")
+    parser.add_argument("--op-iterations", type=int, help="override the operation supernet's iterations")
+    parser.add_argument("--beam", type=int, help="top-K of the greedy search (default 3)")
+    parser.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (exact BN recalibration)")
+    parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
+    parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from crnas.search import driver
+
+    if args.out.exists() and (args.out / "config.json").exists() and not args.resume:
+        raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
+    defaults = driver.PRESETS[args.preset].get("data", {})
+    spec = data_spec(args, defaults)
+    config = driver.preset(
+        args.preset,
+        family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
+        seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
+        beam=args.beam, device=args.device, num_workers=args.num_workers,
+        joint=False if args.one_by_one else None, common_random=False if args.independent_completions else None,
+        per_sample_paths=False if args.per_batch_paths else None, data=spec,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(args.out / "search.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        result = driver.run_search(config, load_dataset(spec), args.out, resume=args.resume, progress=not args.no_progress)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    arch = result["architecture"]
+    found, base = result["macs"]["found"], result["macs"]["baseline"]
+    stages = [arch["dilations"][sum(arch["blocks"][:i]):sum(arch["blocks"][: i + 1])] for i in range(4)]
+    print(f"found allocation {arch['blocks']} (baseline {result['baseline']['blocks']})")
+    print("dilations " + " | ".join(" ".join(map(str, s)) for s in stages))
+    print(f"MACs ({config.detector} at {config.macs_input[0]}x{config.macs_input[1]}): {found / 1e9:.2f} G vs baseline "
+          f"{base / 1e9:.2f} G ({100 * (found / base - 1):+.2f}%)")
+    print(f"stage search: {len(result['stage_search']['allocations'])} allocations scored; best AP "
+          f"{result['stage_search']['allocations'][0]['AP']:.4f}")
+    print(f"result: {args.out / 'result.json'}")
+    return 0

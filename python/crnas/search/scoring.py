@@ -1,0 +1,201 @@
+"""Scoring sub-networks of a supernet detector on archval (spec §4.2, §4.3, §11.8, §11.9).
+
+Every score is COCO AP of the detections collected on archval, after recalibrating the backbone's
+BatchNorm statistics on a fixed set of archtrain batches with the sub-network being scored.
+
+Dilation candidates of one greedy step can be scored *jointly*: each archval image is repeated once
+per candidate and every block's ``mix`` holds one one-hot row per repeated image, so one forward
+pass of the fused convolution runs all candidates (their BatchNorm statistics are then recalibrated
+together, on the same repetition of the archtrain batches), or *one by one*, each with its own
+recalibration. Unselected blocks are completed by uniform random dilations drawn per archval
+mini-batch; with ``common_random`` every candidate of a step gets the same completion on a
+mini-batch (common random numbers), otherwise each draws its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crnas.data.base import DetectionDataset
+from crnas.data.seeding import derive_seed
+from crnas.eval import collect_detections, score_detections
+from crnas.search.supernet import Path, SuperNet, supernet_of
+
+__all__ = ["Scorer", "recalibrate_bn", "choices_to_paths"]
+
+# stream keys of derive_seed for the search's random choices
+RECAL, COMPLETE = 11, 12
+
+
+def choices_to_paths(choices: Tensor, num_choices: int) -> list[Path]:
+    """Per-image dilation indices ``LongTensor[N, B]`` -> one path per block: a plain index when
+    every image agrees (an ordinary convolution), else a one-hot ``mix[N, D]`` (the fused op)."""
+    paths: list[Path] = []
+    for column in choices.t():
+        first = int(column[0])
+        if bool((column == first).all()):
+            paths.append(first)
+        else:
+            paths.append(F.one_hot(column, num_choices).float())
+    return paths
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module,
+    batches: Sequence[list[Tensor]],
+    before_batch: Callable[[int, list[Tensor]], list[Tensor] | None] | None = None,
+) -> None:
+    """Reset and re-estimate every BatchNorm of ``model.backbone`` from ``batches`` of images.
+
+    Statistics are cumulative averages over the batches (``momentum=None``), computed in train mode
+    through the detector's own (eval-mode, deterministic) resize and normalisation.
+    ``before_batch(b, images)`` may switch the sub-network and return a replacement image list.
+    """
+    norms = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training, transform_training = model.training, model.transform.training
+    model.train()
+    model.transform.eval()
+    try:
+        for b, images in enumerate(batches):
+            if before_batch is not None:
+                images = before_batch(b, images) or images
+            tensors, _ = model.transform(images)
+            model.backbone(tensors.tensors)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+        model.transform.train(transform_training)
+
+
+@dataclass
+class Scorer:
+    """Scores sub-networks of a supernet detector.
+
+    Args:
+        model: a detector from :func:`crnas.search.supernet.build_supernet_detector`, on ``device``.
+        archtrain: images for BatchNorm recalibration.
+        archval: the images and ground truth the AP is computed on.
+        batch_size: archval mini-batch size (each mini-batch gets its own random completion).
+        recal_batches: archtrain batches (of ``batch_size``) used to recalibrate BatchNorm.
+        seed: seeds the recalibration batches and the random completions.
+        device: where the model runs.
+    """
+
+    model: nn.Module
+    archtrain: DetectionDataset
+    archval: DetectionDataset
+    batch_size: int = 2
+    recal_batches: int = 4
+    seed: int = 0
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.supernet: SuperNet = supernet_of(self.model)
+        n = len(self.archtrain)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, RECAL))).tolist()
+        take = order[: min(n, self.recal_batches * self.batch_size)]
+        #: Fixed recalibration batches: every candidate is recalibrated on the same images.
+        self.recal_images = [
+            [self.archtrain.load_image(i).to(self.device) for i in take[s : s + self.batch_size]]
+            for s in range(0, len(take), self.batch_size)
+        ]
+        self.num_val_batches = -(-len(self.archval) // self.batch_size)
+
+    # -- stage level ---------------------------------------------------------------------------------
+
+    def score_allocation(self, blocks: Sequence[int]) -> dict[str, float]:
+        """AP of the allocation ``blocks`` (all dilations 1) with recalibrated BatchNorm."""
+        self.supernet.set_allocation(blocks)
+        recalibrate_bn(self.model, self.recal_images)
+        detections = collect_detections(self.model, self.archval, batch_size=self.batch_size, device=self.device)
+        return score_detections(detections, self.archval)
+
+    # -- operation level -----------------------------------------------------------------------------
+
+    def _completion(self, step: int, batch: tuple[int, int], candidate: int, common_random: bool, count: int) -> Tensor:
+        """Uniform random dilation indices for the ``count`` unselected blocks of mini-batch
+        ``batch = (phase, index)`` (phase 0: archval, 1: recalibration)."""
+        keys = (self.seed, COMPLETE, step, *batch) if common_random else (self.seed, COMPLETE, step, *batch, candidate + 1)
+        generator = torch.Generator().manual_seed(derive_seed(*keys))
+        return torch.randint(len(self.supernet.dilations), (count,), generator=generator)
+
+    def _choices(self, prefixes: Sequence[Sequence[int]], step: int, batch: tuple[int, int], common_random: bool) -> Tensor:
+        """Dilation indices ``[len(prefixes), B]``: each prefix, completed at random."""
+        num_blocks = len(self.supernet.active_convs)
+        index = {d: i for i, d in enumerate(self.supernet.dilations)}
+        rows = []
+        for c, prefix in enumerate(prefixes):
+            rest = self._completion(step, batch, c, common_random, num_blocks - len(prefix))
+            rows.append(torch.cat([torch.tensor([index[d] for d in prefix], dtype=torch.long), rest]))
+        return torch.stack(rows)
+
+    def score_candidates(
+        self, prefixes: Sequence[Sequence[int]], step: int, *, joint: bool = True, common_random: bool = True
+    ) -> list[dict[str, float]]:
+        """AP of each partial dilation assignment in ``prefixes`` (dilation values of the first blocks),
+        the other blocks completed at random per archval mini-batch; one AP over all mini-batches."""
+        if not prefixes:
+            return []
+        if joint:
+            return self._score_jointly(prefixes, step, common_random)
+        return [self._score_one(prefixes, c, step, common_random) for c in range(len(prefixes))]
+
+    def _score_one(self, prefixes: Sequence[Sequence[int]], c: int, step: int, common_random: bool) -> dict[str, float]:
+        def paths(batch: tuple[int, int]) -> list[Path]:
+            return choices_to_paths(self._choices(prefixes, step, batch, common_random)[c : c + 1], len(self.supernet.dilations))
+
+        recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
+        detections = collect_detections(
+            self.model, self.archval, batch_size=self.batch_size, device=self.device,
+            before_batch=lambda b, images, targets: self.supernet.set_paths(paths((0, b))),
+        )
+        return score_detections(detections, self.archval)
+
+    def _score_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[dict[str, float]]:
+        k = len(prefixes)
+        num_choices = len(self.supernet.dilations)
+
+        def replicate(batch: tuple[int, int], n: int) -> None:
+            # image i of candidate c sits at row c * n + i
+            choices = self._choices(prefixes, step, batch, common_random).repeat_interleave(n, dim=0)
+            self.supernet.set_paths(choices_to_paths(choices, num_choices))
+
+        def recal_batch(b: int, images: list[Tensor]) -> list[Tensor]:
+            replicate((1, b), len(images))
+            return images * k
+
+        recalibrate_bn(self.model, self.recal_images, recal_batch)
+        records: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for b in range(self.num_val_batches):
+                    indices = list(range(b * self.batch_size, min(len(self.archval), (b + 1) * self.batch_size)))
+                    images = [self.archval.load_image(i).to(self.device) for i in indices]
+                    replicate((0, b), len(images))
+                    outputs = self.model(images * k)
+                    for j, out in enumerate(outputs):
+                        c, i = divmod(j, len(images))
+                        records[c].append({
+                            "index": indices[i],
+                            "image_id": self.archval.target(indices[i])["image_id"],
+                            "boxes": out["boxes"].detach().to("cpu", torch.float32),
+                            "scores": out["scores"].detach().to("cpu", torch.float32),
+                            "labels": out["labels"].detach().to("cpu", torch.int64),
+                        })
+        finally:
+            self.model.train(was_training)
+        return [score_detections(r, self.archval) for r in records]

@@ -1,0 +1,285 @@
+"""Weight-sharing supernets for the hierarchical search (spec §4, §11.1, §11.2).
+
+- Stage level: shared-prefix elastic depth. Each stage holds the most blocks any allocation of the
+  space uses; an allocation runs the first blocks of every stage (for MobileNetV2: the first blocks
+  of each of a stage's channel groups). The blocks and their names are those of the full-depth
+  :func:`crnas.models.build` model, so a sub-network's weights *are* a final model's weights.
+- Operation level: every searched 3×3 is a :class:`SearchableConv2d`, one kernel shared by the
+  dilations (1, 2, 3). Its ``path`` is a dilation index for the whole batch (the paper's single-path
+  sampling, run as a plain convolution) or a ``mix`` tensor ``[D]``/``[N, D]`` for the fused op: one-hot
+  rows give one path per sample in a single call; softmax rows are the differentiable relaxation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
+
+from crnas.models import CRMobileNetV2, build
+from crnas.nn import MultiDilationConv2d
+from crnas.ops import multi_dilation_conv2d
+from crnas.space import DILATIONS
+
+__all__ = ["SearchableConv2d", "ElasticSequential", "SuperNet", "SuperNetBackbone", "build_supernet_detector", "supernet_of", "extract_detector", "Path"]
+
+#: A block's path: a dilation index for the whole batch, or a mix ``Tensor[D]`` / ``Tensor[N, D]``.
+Path = int | Tensor
+
+
+class SearchableConv2d(MultiDilationConv2d):
+    """A searched 3×3 convolution: one kernel, the dilation (or mix of dilations) set by ``path``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path: Path = 0
+
+    def forward(self, input: Tensor) -> Tensor:  # type: ignore[override]
+        path = self.path
+        if isinstance(path, int):
+            d = self.dilations[path]
+            return F.conv2d(input, self.weight, self.bias, self.stride, d, d, self.groups)
+        return multi_dilation_conv2d(
+            input, self.weight, path.to(input.dtype), self.bias, dilations=self.dilations, stride=self.stride, groups=self.groups
+        )
+
+
+class ElasticSequential(nn.Sequential):
+    """``nn.Sequential`` that runs only the blocks listed in ``active`` (all by default)."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__(*modules)
+        self.active: tuple[int, ...] = tuple(range(len(self)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i in self.active:
+            x = self[i](x)
+        return x
+
+
+def _searchable(conv: nn.Conv2d, dilations: Sequence[int]) -> SearchableConv2d:
+    new = SearchableConv2d(
+        conv.in_channels, conv.out_channels, dilations, conv.stride[0], conv.groups, bias=conv.bias is not None,
+        device=conv.weight.device, dtype=conv.weight.dtype,
+    )
+    with torch.no_grad():
+        new.weight.copy_(conv.weight)
+    return new
+
+
+def _groups(stage: Sequence[dict[str, Any]]) -> list[int]:
+    """Block counts of a stage's channel groups (runs of equal output channels) in a layout."""
+    counts: list[int] = []
+    previous = None
+    for block in stage:
+        out = block.get("oup", block.get("planes"))
+        if out != previous:
+            counts.append(0)
+        counts[-1] += 1
+        previous = out
+    return counts
+
+
+class SuperNet(nn.Module):
+    """The backbone supernet of a :class:`~crnas.StageSpace`: returns C2..C5 of the current sub-network.
+
+    Args:
+        space: the stage space; the supernet holds, per stage (and channel group), the most blocks any
+            of its allocations uses, at the space's width.
+        norm_layer: normalisation (default ``nn.BatchNorm2d``).
+        dilations: candidate dilations of every searched 3×3.
+        returned_layers: stages returned by ``forward`` (1 = C2 … 4 = C5), keyed ``'0'``, ``'1'``, …
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        *,
+        norm_layer: Callable[[int], nn.Module] | None = None,
+        dilations: Sequence[int] = DILATIONS,
+        returned_layers: Sequence[int] = (1, 2, 3, 4),
+    ) -> None:
+        super().__init__()
+        self.space = space
+        self.dilations = tuple(dilations)
+        self.returned_layers = tuple(returned_layers)
+        max_arch = space.architecture([max(c) for c in space.choices])
+        template = build(max_arch, norm_layer=norm_layer)
+        self.stage_channels = list(template.stage_channels)
+        self.mobilenet = isinstance(template, CRMobileNetV2)
+        self._max_groups = [_groups(stage) for stage in max_arch.layout()["stages"]]
+        self._searchable: list[list[SearchableConv2d]] = []  # per stage, per block of the full depth
+        if self.mobilenet:
+            self.features = ElasticSequential(*template.features)
+            start = 2
+            for count in (sum(g) for g in self._max_groups):
+                convs = []
+                for idx in range(start, start + count):
+                    dw = self.features[idx].conv[-3]  # Conv2dNormActivation holding the depthwise conv
+                    dw[0] = _searchable(dw[0], self.dilations)
+                    convs.append(dw[0])
+                self._searchable.append(convs)
+                start += count
+        else:
+            for name in ("conv1", "bn1", "relu", "maxpool"):
+                setattr(self, name, getattr(template, name))
+            for i in range(1, 5):
+                stage = ElasticSequential(*getattr(template, f"layer{i}"))
+                for block in stage:
+                    block.conv2 = _searchable(block.conv2, self.dilations)
+                self._searchable.append([block.conv2 for block in stage])
+                setattr(self, f"layer{i}", stage)
+        self.inplanes = self.stage_channels[-1]
+        self.allocation: list[int] = []
+        self.active_convs: list[SearchableConv2d] = []
+        self._stage_ends: list[int] = []
+        self.set_allocation(space.allocations()[0] if len(space) else max_arch.blocks)
+
+    def active_indices(self, blocks: Sequence[int]) -> list[list[int]]:
+        """Per stage, the indices (within the stage's full-depth blocks) an allocation runs."""
+        layout = self.space.architecture(list(blocks)).layout()
+        indices = []
+        for stage, max_groups in zip(layout["stages"], self._max_groups):
+            groups = _groups(stage)
+            if len(groups) != len(max_groups) or any(g > m for g, m in zip(groups, max_groups)):
+                raise ValueError(f"blocks: expected an allocation within the supernet's depths, got {list(blocks)}")
+            offset, active = 0, []
+            for g, m in zip(groups, max_groups):
+                active += range(offset, offset + g)
+                offset += m
+            indices.append(active)
+        return indices
+
+    def set_allocation(self, blocks: Sequence[int]) -> None:
+        """Run the sub-network of ``blocks`` from now on; every searched conv's path is reset to dilation 1."""
+        indices = self.active_indices(blocks)
+        if self.mobilenet:
+            active, ends, start = [0, 1], [], 2
+            for stage_active, count in zip(indices, (sum(g) for g in self._max_groups)):
+                active += [start + i for i in stage_active]
+                ends.append(active[-1])
+                start += count
+            active.append(len(self.features) - 1)
+            ends[-1] = len(self.features) - 1
+            self.features.active = tuple(active)
+            self._stage_ends = ends
+        else:
+            for i, stage_active in enumerate(indices):
+                getattr(self, f"layer{i + 1}").active = tuple(stage_active)
+        self.allocation = list(blocks)
+        self.active_convs = [self._searchable[s][i] for s, stage in enumerate(indices) for i in stage]
+        self.set_paths([self.dilations.index(1) if 1 in self.dilations else 0] * len(self.active_convs))
+
+    def set_paths(self, paths: Sequence[Path]) -> None:
+        """One path per active block, in network order (see :data:`Path`)."""
+        if len(paths) != len(self.active_convs):
+            raise ValueError(f"paths: expected {len(self.active_convs)} (one per active block), got {len(paths)}")
+        for conv, path in zip(self.active_convs, paths):
+            conv.path = path
+
+    def set_dilations(self, dilations: Sequence[int]) -> None:
+        """Give every active block one dilation value (for the whole batch)."""
+        self.set_paths([self.dilations.index(d) for d in dilations])
+
+    def architecture(self, dilations: Sequence[int] | None = None) -> Any:
+        """The :class:`~crnas.Architecture` of the current allocation (with ``dilations``)."""
+        return self.space.architecture(self.allocation, list(dilations) if dilations is not None else None)
+
+    def subnet_state_dict(self, arch: Any) -> dict[str, Tensor]:
+        """Weights of the sub-network ``arch`` under the module names of ``crnas.models.build(arch)``."""
+        indices = self.active_indices(arch.blocks)
+        state = self.state_dict()
+        if not self.mobilenet:
+            keep = {f"layer{s + 1}.{i}." for s, stage in enumerate(indices) for i in stage}
+            return {k: v for k, v in state.items() if not k.startswith("layer") or any(k.startswith(p) for p in keep)}
+        mapping = {0: 0, 1: 1}
+        start, target = 2, 2
+        for stage_active, count in zip(indices, (sum(g) for g in self._max_groups)):
+            for i in stage_active:
+                mapping[start + i] = target
+                target += 1
+            start += count
+        mapping[len(self.features) - 1] = target
+        out = {}
+        for k, v in state.items():
+            _, idx, rest = k.split(".", 2)
+            if int(idx) in mapping:
+                out[f"features.{mapping[int(idx)]}.{rest}"] = v
+        return out
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
+        if self.mobilenet:
+            outs = []
+            for i in self.features.active:
+                x = self.features[i](x)
+                if i in self._stage_ends:
+                    outs.append(x)
+        else:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            outs = []
+            for i in range(1, 5):
+                x = getattr(self, f"layer{i}")(x)
+                outs.append(x)
+        return OrderedDict((str(v), outs[k - 1]) for v, k in enumerate(self.returned_layers))
+
+
+class SuperNetBackbone(nn.Module):
+    """:class:`SuperNet` + FPN with ``out_channels``, like torchvision's ``BackboneWithFPN``."""
+
+    def __init__(self, body: SuperNet, extra_blocks: Any = None, out_channels: int = 256) -> None:
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(
+            [body.stage_channels[k - 1] for k in body.returned_layers], out_channels, extra_blocks=extra_blocks or LastLevelMaxPool()
+        )
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
+        return self.fpn(self.body(x))
+
+
+def build_supernet_detector(
+    detector: str, space: Any, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None, **kwargs: Any
+) -> nn.Module:
+    """A torchvision detector (as :func:`crnas.detection.build_detector`, same head options) whose
+    backbone is the supernet of ``space`` (trainable, ``nn.BatchNorm2d``); see :func:`supernet_of`."""
+    from crnas.detection import DETECTORS, detector_heads
+
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
+    dense = detector in ("retinanet_fpn", "fcos_fpn")
+    body = SuperNet(space, returned_layers=(2, 3, 4) if dense else (1, 2, 3, 4))
+    backbone = SuperNetBackbone(
+        body, extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels) if dense else None, out_channels=fpn_channels
+    )
+    cls, heads = detector_heads(detector, fpn_channels, num_classes, representation_size)
+    return cls(backbone, num_classes=None if heads else num_classes, **heads, **kwargs)
+
+
+def extract_detector(model: nn.Module, arch: Any, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
+    """The final detector of ``arch`` (:func:`crnas.detection.build_detector`, standard layers only)
+    carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads."""
+    from crnas.detection import build_detector
+
+    fpn_channels = model.backbone.out_channels
+    final = build_detector(detector, arch, num_classes=num_classes, norm_layer=nn.BatchNorm2d, fpn_channels=fpn_channels, **kwargs)
+    body = supernet_of(model).subnet_state_dict(arch)
+    if supernet_of(model).mobilenet:  # the FPN body of a CRMobileNetV2 is its `features`
+        body = {k.split(".", 1)[1]: v for k, v in body.items()}
+    state = {f"backbone.body.{k}": v for k, v in body.items()}
+    state.update({k: v for k, v in model.state_dict().items() if not k.startswith("backbone.body.")})
+    final.load_state_dict(state)
+    return final
+
+
+def supernet_of(model: nn.Module) -> SuperNet:
+    """The :class:`SuperNet` inside a detector from :func:`build_supernet_detector`."""
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    if not isinstance(body, SuperNet):
+        raise TypeError(f"model: expected a detector from build_supernet_detector, got {type(model).__name__}")
+    return body

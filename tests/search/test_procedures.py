@@ -1,0 +1,95 @@
+"""Search procedures with a stand-in scorer: beam bookkeeping, exhaustive tables, resumable logs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from crnas import StageSpace
+from crnas.search.procedures import greedy_dilation_search, read_log, stage_search
+
+WEIGHTS = [3, 1, 2, 2, 1, 3]  # the additive objective's preferred dilation per block
+
+
+class FakeSupernet:
+    dilations = (1, 2, 3)
+
+    def __init__(self, blocks: int) -> None:
+        self.active_convs = [None] * blocks
+
+
+class FakeScorer:
+    """AP of a (partial) assignment: +1 per block matching WEIGHTS; stops the run after ``budget`` calls."""
+
+    def __init__(self, blocks: int = 6, budget: int | None = None) -> None:
+        self.supernet = FakeSupernet(blocks)
+        self.calls: list[tuple] = []
+        self.budget = budget
+
+    def _tick(self):
+        if self.budget is not None and len(self.calls) >= self.budget:
+            raise KeyboardInterrupt("killed")
+
+    def score_candidates(self, prefixes, step, *, joint=True, common_random=True):
+        out = []
+        for p in prefixes:
+            self._tick()
+            self.calls.append(tuple(p))
+            out.append({"AP": sum(d == w for d, w in zip(p, WEIGHTS)) / 10 + 0.001 * (p[-1] == 2)})
+        return out
+
+    def score_allocation(self, blocks):
+        self._tick()
+        self.calls.append(tuple(blocks))
+        return {"AP": -abs(blocks[0] - 2) - abs(blocks[3] - 6) + 0.01 * blocks[1]}
+
+
+def test_beam_search_bookkeeping(tmp_path):
+    scorer = FakeScorer()
+    result = greedy_dilation_search(scorer, tmp_path / "log.jsonl", k=3, progress=False)
+    assert result["dilations"] == WEIGHTS
+    steps = read_log(tmp_path / "log.jsonl")
+    assert [len(s["candidates"]) for s in steps] == [3] + [9] * 5  # Algorithm 1: p x O_i
+    assert len(scorer.calls) == 3 + 9 * 5
+    for step in steps:
+        assert len(step["beam"]) == 3
+        ranked = sorted(step["candidates"], key=lambda c: (-c["metrics"]["AP"], c["dilations"]))
+        assert step["beam"] == [c["dilations"] for c in ranked[:3]]
+    assert greedy_dilation_search(FakeScorer(), tmp_path / "k1.jsonl", k=1, progress=False)["dilations"] == WEIGHTS
+
+
+@pytest.mark.parametrize("kill_after", [1, 4, 20, 47])
+def test_greedy_search_resumes_to_the_same_result(tmp_path, kill_after):
+    reference = greedy_dilation_search(FakeScorer(), tmp_path / "ref.jsonl", progress=False)
+    log = tmp_path / "log.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        greedy_dilation_search(FakeScorer(budget=kill_after), log, progress=False)
+    with open(log, "a") as f:
+        f.write('{"step": 99, "cand')  # a torn line from the kill
+    resumed_scorer = FakeScorer()
+    resumed = greedy_dilation_search(resumed_scorer, log, progress=False)
+    assert resumed == reference
+    done_steps = sum(1 for _ in open(tmp_path / "ref.jsonl"))
+    assert len(resumed_scorer.calls) < 3 + 9 * (done_steps - 1) or kill_after < 3
+
+
+def test_stage_search_scores_every_allocation_once_and_resumes(tmp_path):
+    space = StageSpace("resnet50", [[1, 2, 3], [1, 2], [2, 3, 5], [2, 3, 4, 6]], budget=10)
+    full = stage_search(FakeScorer(), space, tmp_path / "ref.jsonl", progress=False)
+    assert sorted(r["blocks"] for r in full) == space.allocations()
+    assert full[0]["blocks"] == max(space.allocations(), key=lambda b: (-abs(b[0] - 2) - abs(b[3] - 6) + 0.01 * b[1]))
+    with pytest.raises(KeyboardInterrupt):
+        stage_search(FakeScorer(budget=3), space, tmp_path / "log.jsonl", progress=False)
+    again = FakeScorer()
+    assert stage_search(again, space, tmp_path / "log.jsonl", progress=False) == full
+    assert len(again.calls) == len(space) - 3
+    rows = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
+    assert len(rows) == len(space) and len({tuple(r["blocks"]) for r in rows}) == len(space)
+
+
+def test_exhaustive_enumeration_matches_itertools():
+    space = StageSpace("resnet18", [[1, 2], [1, 2, 3], [2, 3], [2, 3]], budget=8)
+    brute = [list(c) for c in itertools.product([1, 2], [1, 2, 3], [2, 3], [2, 3]) if sum(c) == 8]
+    assert space.allocations() == brute

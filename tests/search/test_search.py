@@ -1,0 +1,102 @@
+"""The hierarchical search end to end (tiny preset): result, kill/resume, differentiable mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from crnas import Architecture, StageSpace
+from crnas.models import from_json
+
+ARGS = ["--synthetic", "--family", "resnet18", "--preset", "tiny", "--no-progress"]
+
+
+def search(out: Path, *extra: str, kill_when=None) -> subprocess.CompletedProcess | None:
+    """Run ``crnas search``; with ``kill_when(out)``, SIGKILL it as soon as that returns True."""
+    cmd = [sys.executable, "-m", "crnas", "search", *ARGS, "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    if kill_when is None:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    while proc.poll() is None and not kill_when(out):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the search finished before the kill point"
+    return None
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    proc = search(out)
+    return out, json.loads((out / "result.json").read_text()), proc.stdout
+
+
+def test_result_is_complete_and_valid(reference):
+    out, result, stdout = reference
+    arch = Architecture.from_json(json.dumps(result["architecture"]))
+    space = StageSpace.paper("resnet18")
+    assert arch.family == "resnet18" and arch.blocks in space and arch.width == 0.125
+    # the exhaustive stage table: every feasible allocation once, best first, with MACs
+    table = result["stage_search"]["allocations"]
+    assert sorted(r["blocks"] for r in table) == space.allocations()
+    assert [r["AP"] for r in table] == sorted((r["AP"] for r in table), reverse=True)
+    assert arch.blocks == result["stage_search"]["best"] == table[0]["blocks"]
+    assert all(r["macs"] == result["macs"]["baseline"] for r in table)  # equal block counts, equal MACs
+    # Algorithm 1's bookkeeping
+    steps = result["dilation_search"]["steps"]
+    assert len(steps) == sum(arch.blocks) and [len(s["candidates"]) for s in steps] == [3] + [9] * (len(steps) - 1)
+    for step in steps:
+        ranked = sorted(step["candidates"], key=lambda c: (-c["metrics"]["AP"], c["dilations"]))
+        assert step["beam"] == [c["dilations"] for c in ranked[:3]]
+        assert all(len(c["dilations"]) == step["step"] + 1 for c in step["candidates"])
+    assert arch.dilations == steps[-1]["beam"][0] == result["dilation_search"]["dilations"]
+    assert result["macs"]["found"] == result["macs"]["baseline"]
+    assert len(result["data"]["fingerprint"]) == 64 and result["data"]["archval"] == 8
+    assert result["versions"]["torch"] == torch.__version__ and result["config"]["preset"] == "tiny"
+    assert from_json(out / "result.json").architecture == arch
+    assert f"found allocation {arch.blocks}" in stdout and "result: " in stdout
+
+
+def test_kill_at_any_point_and_resume_gives_the_identical_result(reference, tmp_path):
+    _, expected, _ = reference
+    out = tmp_path / "run"
+    search(out, kill_when=lambda o: (o / "stage_supernet" / "last.pt").is_file())  # during supernet training
+    search(out, "--resume", kill_when=lambda o: lines(o / "stage_search.jsonl") >= 3)  # inside the stage search
+    search(out, "--resume", kill_when=lambda o: lines(o / "dilation_search.jsonl") >= 2)  # inside the dilation search
+    search(out, "--resume")
+    assert json.loads((out / "result.json").read_text()) == expected
+
+
+def test_existing_directory_needs_resume(reference):
+    out, _, _ = reference
+    proc = subprocess.run([sys.executable, "-m", "crnas", "search", *ARGS, "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "already holds a search: add --resume" in proc.stderr
+
+
+def test_differentiable_mode(tmp_path):
+    from crnas.cli.common import load_dataset
+    from crnas.search import preset, run_search
+
+    config = preset("tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24))
+    result = run_search(config, load_dataset({**config.data, "seed": 0}), tmp_path, progress=False)
+    found = result["dilation_search"]
+    probabilities = torch.tensor(found["probabilities"])
+    assert probabilities.shape == (sum(result["architecture"]["blocks"]), 3)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(len(probabilities)))
+    assert (probabilities - 1 / 3).abs().max() > 1e-4  # the architecture weights were trained
+    assert found["dilations"] == [(1, 2, 3)[i] for i in probabilities.argmax(-1).tolist()]
+    assert result["architecture"]["dilations"] == found["dilations"]

@@ -1,0 +1,90 @@
+"""Supernets: elastic depth, searchable convolutions, sub-network extraction, scoring helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from crnas import Architecture, StageSpace
+from crnas.search.scoring import choices_to_paths, recalibrate_bn
+from crnas.search.supernet import SearchableConv2d, build_supernet_detector, extract_detector, supernet_of
+
+SPACES = {
+    "resnet50": lambda: StageSpace("resnet50", StageSpace.paper("resnet50").choices, budget=16, width=0.125),
+    "mobilenet_v2": lambda: StageSpace("mobilenet_v2", StageSpace.paper("mobilenet_v2").choices, flops_tolerance=0.01, width=0.25),
+}
+
+
+def small_detector(space, detector="faster_rcnn_fpn"):
+    torch.manual_seed(0)
+    return build_supernet_detector(detector, space, num_classes=3, min_size=64, max_size=64, fpn_channels=32, representation_size=32)
+
+
+@pytest.mark.parametrize("family", sorted(SPACES))
+def test_subnetworks_are_final_models(family):
+    """Every allocation (with any dilations) of the supernet computes exactly what the final model
+    built from the architecture computes with the extracted weights."""
+    space = SPACES[family]()
+    model = small_detector(space).eval()
+    supernet = supernet_of(model)
+    images = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))]
+    for blocks in [space.allocations()[0], space.allocations()[-1], space.allocations()[len(space) // 2]]:
+        arch = space.architecture(blocks, [(1, 2, 3)[i % 3] for i in range(sum(blocks))])
+        supernet.set_allocation(blocks)
+        supernet.set_dilations(arch.dilations)
+        assert supernet.architecture(arch.dilations) == arch
+        final = extract_detector(model, arch, "faster_rcnn_fpn", num_classes=3, min_size=64, max_size=64, representation_size=32).eval()
+        with torch.no_grad():
+            ours, theirs = model.backbone(images[0][None]), final.backbone(images[0][None])
+            boxes = model(images)[0]["boxes"], final(images)[0]["boxes"]
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key])
+        torch.testing.assert_close(*boxes)
+
+
+def test_allocation_validation_and_depths():
+    space = SPACES["resnet50"]()
+    supernet = supernet_of(small_detector(space))
+    supernet.set_allocation([1, 3, 5, 7])
+    assert [len(getattr(supernet, f"layer{i}").active) for i in range(1, 5)] == [1, 3, 5, 7]
+    assert len(supernet.active_convs) == 16 and all(c.path == 0 for c in supernet.active_convs)
+    assert [len(getattr(supernet, f"layer{i}")) for i in range(1, 5)] == [10, 10, 23, 17]
+    with pytest.raises(ValueError, match=r"blocks: expected an allocation within the supernet's depths, got \[11, 1, 2, 2\]"):
+        supernet.set_allocation([11, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"paths: expected 16 \(one per active block\), got 3"):
+        supernet.set_paths([0, 1, 2])
+
+
+def test_per_sample_paths_equal_separate_convolutions():
+    conv = SearchableConv2d(4, 6, stride=2).double()
+    x = torch.randn(3, 4, 9, 9, dtype=torch.float64)
+    choices = torch.tensor([[2], [0], [1]])
+    (path,) = choices_to_paths(choices, 3)
+    assert path.shape == (3, 3)
+    conv.path = path
+    fused = conv(x)
+    for i, d in enumerate((3, 1, 2)):
+        conv.path = (1, 2, 3).index(d)
+        torch.testing.assert_close(fused[i : i + 1], conv(x[i : i + 1]))
+        torch.testing.assert_close(conv(x[i : i + 1]), F.conv2d(x[i : i + 1], conv.weight, None, 2, d, d))
+    assert choices_to_paths(torch.tensor([[1, 0], [1, 2]]), 3)[0] == 1  # agreeing images: a plain conv
+
+
+def test_recalibrated_statistics_are_batch_averages():
+    space = SPACES["resnet50"]()
+    model = small_detector(space)
+    supernet = supernet_of(model)
+    supernet.set_allocation([1, 3, 5, 7])
+    batches = [[torch.rand(3, 64, 64) for _ in range(2)] for _ in range(3)]
+    means = []
+
+    def grab(module, inputs, output):
+        means.append(inputs[0].mean((0, 2, 3)))
+
+    handle = supernet.bn1.register_forward_hook(grab)
+    model.eval()
+    recalibrate_bn(model, batches)
+    handle.remove()
+    torch.testing.assert_close(supernet.bn1.running_mean, torch.stack(means).mean(0))
+    assert supernet.bn1.momentum == 0.1 and not model.training  # momentum and mode restored
