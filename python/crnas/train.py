@@ -41,6 +41,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from crnas import distributed
 from crnas.data.loader import make_loader
 from crnas.data.seeding import TRAIN, derive_seed
 from crnas.data.target import filter_ignored
@@ -147,6 +148,7 @@ class _Config:
     milestones: tuple[int, ...]
     gamma: float
     amp: bool
+    world_size: int = 1
 
 
 def _rng_state() -> dict[str, Any]:
@@ -169,10 +171,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _isolated_rng(seed: int) -> Iterator[None]:
-    """Seed torch/python/numpy from ``seed`` for the run and give the caller its RNG states back after."""
+def _isolated_rng(seed: int, rank: int = 0) -> Iterator[None]:
+    """Seed torch/python/numpy from ``seed`` (and the process's rank) for the run and give the caller
+    its RNG states back after."""
     saved = _rng_state()
-    run_seed = derive_seed(seed, TRAIN)
+    run_seed = derive_seed(seed, TRAIN, rank) if rank else derive_seed(seed, TRAIN)
     torch.manual_seed(run_seed)
     random.seed(run_seed)
     np.random.seed(run_seed % 2**32)
@@ -297,6 +300,11 @@ def train_detector(
         progress: show a tqdm bar (loss, lr, it/s, ETA).
         max_steps_this_run: stop cleanly after this many steps in this call (checkpointed, resumable).
 
+    Under ``torch.distributed`` (e.g. launched by ``torchrun``; :mod:`crnas.distributed`) every rank
+    calls this with the same arguments: ``batch_size`` is per rank, each global batch is split over the
+    ranks, the model runs inside ``DistributedDataParallel`` (unused parameters allowed, for supernets),
+    the default learning rate scales with the global batch, and rank 0 alone writes checkpoints.
+
     Returns:
         A :class:`TrainResult`.
 
@@ -309,16 +317,23 @@ def train_detector(
     use_amp = device.type == "cuda" if amp is None else bool(amp)
     if use_amp and device.type != "cuda":
         raise ValueError(f"amp: True needs a CUDA device, got device={str(device)!r}")
-    per_epoch = -(-len(dataset) // batch_size)
+    rank, world = distributed.rank(), distributed.world_size()
+    per_epoch = -(-len(dataset) // (batch_size * world))
     total = iterations if iterations is not None else epochs * per_epoch  # type: ignore[operator]
     warmup = min(500, total // 12) if warmup_iters is None else warmup_iters
     config = _Config(
         total_iterations=total, batch_size=batch_size, dataset_size=len(dataset), seed=seed,
-        lr=lr if lr is not None else lr_per_image * batch_size, momentum=momentum, weight_decay=weight_decay,
+        lr=lr if lr is not None else lr_per_image * batch_size * world, momentum=momentum, weight_decay=weight_decay,
         warmup_iters=warmup, warmup_factor=warmup_factor, milestones=tuple(round(s * total) for s in steps),
-        gamma=gamma, amp=use_amp,
+        gamma=gamma, amp=use_amp, world_size=world,
     )
     model.to(device)
+    if world > 1:
+        step_model: nn.Module = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    else:
+        step_model = model
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model: expected trainable parameters, got none (all have requires_grad=False)")
@@ -334,6 +349,9 @@ def train_detector(
     def save() -> None:
         if path is None:
             return
+        if rank != 0:
+            distributed.barrier()  # rank 0 writes; the others wait until it has
+            return
         _save_atomic({
             "format": _FORMAT,
             "config": asdict(config),
@@ -348,9 +366,10 @@ def train_detector(
             "lr_history": result.lr_history,
         }, path)
         logger.debug("checkpoint at iteration %d: %s", result.iteration, path)
+        distributed.barrier()
 
     was_training = model.training
-    with _isolated_rng(seed):
+    with _isolated_rng(seed, rank):
         if path is not None and path.is_file():
             if resume:
                 _load(path, config, model, optimizer, scheduler, scaler, callbacks, result)
@@ -365,12 +384,13 @@ def train_detector(
         steps_this_run = 0
         try:
             with logging_redirect_tqdm(), tqdm(
-                total=total, initial=result.iteration, desc="train", unit="it", dynamic_ncols=True, disable=not progress
+                total=total, initial=result.iteration, desc="train", unit="it", dynamic_ncols=True,
+                disable=not progress or rank != 0,
             ) as bar:
                 while result.iteration < total and not result.stopped_early:
                     epoch, start_batch = divmod(result.iteration, per_epoch)
                     loader = make_loader(dataset, batch_size, shuffle=True, num_workers=num_workers, seed=seed,
-                                         epoch=epoch, start_batch=start_batch)
+                                         epoch=epoch, start_batch=start_batch, rank=rank, world_size=world)
                     for images, targets in loader:
                         step = result.iteration
                         images = [im.to(device, non_blocking=True) for im in images]
@@ -379,7 +399,7 @@ def train_detector(
                             logger.info("stopped by a callback before step %d", step)
                             result.stopped_early = True
                             break
-                        losses = _step(model, images, targets, optimizer, scaler, use_amp, device, step)
+                        losses = _step(step_model, images, targets, optimizer, scaler, use_amp, device, step)
                         result.lr_history.append(optimizer.param_groups[0]["lr"])
                         result.loss_history.append(losses["loss"])
                         scheduler.step()

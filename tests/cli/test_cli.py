@@ -33,3 +33,27 @@ def test_errors_are_one_line(capsys):
         main(["flops", "resnet50", "--input", "0x3"])
     assert exit_info.value.code == 2
     assert "argument --input: expected HxW with positive ints, got '0x3'" in capsys.readouterr().err
+
+
+TINY = ["--synthetic", "16", "--image-size", "96", "--width", "0.125", "--min-size", "64", "--max-size", "96",
+        "--fpn-channels", "16", "--representation-size", "32", "--batch-size", "4", "--val-fraction", "0.25", "--no-progress"]
+
+
+def test_train_then_compare_runs(tmp_path, capsys):
+    for name, arch in (("base", "resnet18"), ("cr", "cr_resnet50")):
+        assert main(["train", "--arch", arch, "--iterations", "4", "--out", str(tmp_path / name), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "trained 4 iterations; held-out COCO metrics (4 images):" in out
+    run = json.loads((tmp_path / "cr" / "run.json").read_text())
+    assert run["architecture"]["blocks"] == [1, 3, 5, 7] and run["split"] == {"val_fraction": 0.25, "seed": 0, "train": 12, "val": 4}
+    assert set(run["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    # running again resumes the finished run (no new steps) and re-evaluates to the same numbers
+    assert main(["train", "--arch", "cr_resnet50", "--iterations", "4", "--out", str(tmp_path / "cr"), *TINY]) == 0
+    assert json.loads((tmp_path / "cr" / "run.json").read_text())["metrics"] == run["metrics"]
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "base"), str(tmp_path / "cr"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["blocks"] for r in rows] == [[2, 2, 2, 2], [1, 3, 5, 7]]
+    assert {k: rows[1][k] for k in run["metrics"]} == run["metrics"]
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "expected a run directory of `crnas train`" in capsys.readouterr().err

@@ -18,6 +18,8 @@ __all__ = ["main", "COMMANDS", "CLIUsageError"]
 COMMANDS = {
     "flops": "flops",
     "search": "search",
+    "train": "train",
+    "eval": "eval",
 }
 
 

@@ -6,6 +6,7 @@ candidate, configuration, seeds, versions, data fingerprint), DIR/search.log and
 
 Examples:
   crnas search --synthetic --family resnet50 --preset tiny --out runs/tiny
+  torchrun --nproc_per_node 2 -m crnas search --synthetic --preset tiny --out runs/ddp   # distributed
   crnas search --coco ann.json images/ --family resnet50 --budget 16 --preset paper --out runs/coco
 """
 
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crnas import distributed
     from crnas.search import driver
 
     if args.out.exists() and (args.out / "config.json").exists() and not args.resume:
@@ -60,14 +62,17 @@ def run(args: argparse.Namespace) -> int:
         joint=False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
+    distributed.init_from_env(config.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(args.out / "search.log")
+    handler = logging.FileHandler(args.out / "search.log") if distributed.is_main() else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
         result = driver.run_search(config, load_dataset(spec), args.out, resume=args.resume, progress=not args.no_progress)
     finally:
         logging.getLogger().removeHandler(handler)
+    if not distributed.is_main():
+        return 0
     arch = result["architecture"]
     found, base = result["macs"]["found"], result["macs"]["baseline"]
     stages = [arch["dilations"][sum(arch["blocks"][:i]):sum(arch["blocks"][: i + 1])] for i in range(4)]

@@ -32,17 +32,22 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of ``(index, augmentation seed)`` for one epoch, from batch ``start_batch`` on.
 
     The order is ``torch.randperm`` under the seed of ``(seed, epoch)`` when ``shuffle``, ``0..n-1``
-    otherwise; the augmentation seed of sample ``i`` is that of ``(seed, epoch, i)``.
+    otherwise; the augmentation seed of sample ``i`` is that of ``(seed, epoch, i)``. With
+    ``world_size > 1`` each batch is one rank's share of a global batch of ``batch_size · world_size``
+    (the order is padded by wrapping around, so every rank gets ``batch_size`` samples).
     """
 
     def __init__(
-        self, n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int, drop_last: bool, start_batch: int = 0
+        self, n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int, drop_last: bool, start_batch: int = 0,
+        rank: int = 0, world_size: int = 1,
     ) -> None:
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.seed, self.epoch, self.drop_last, self.start_batch = seed, epoch, drop_last, start_batch
+        self.rank, self.world_size = rank, world_size
 
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        size = self.batch_size * self.world_size
+        return self.n // size if self.drop_last else -(-self.n // size)
 
     def __len__(self) -> int:
         return max(self.batches_per_epoch() - self.start_batch, 0)
@@ -53,8 +58,12 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
             order = torch.randperm(self.n, generator=generator).tolist()
         else:
             order = list(range(self.n))
+        size = self.batch_size * self.world_size
+        if self.world_size > 1:
+            order = (order * -(-self.batches_per_epoch() * size // len(order)))[: self.batches_per_epoch() * size]
         for b in range(self.start_batch, self.batches_per_epoch()):
-            indices = order[b * self.batch_size : (b + 1) * self.batch_size]
+            start = b * size + self.rank * self.batch_size
+            indices = order[start : start + self.batch_size]
             yield [(i, derive_seed(self.seed, AUGMENT, self.epoch, i)) for i in indices]
 
 
@@ -85,6 +94,8 @@ def make_loader(
     epoch: int = 0,
     drop_last: bool = False,
     start_batch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A DataLoader over one epoch of ``dataset`` yielding ``(images, targets)`` tuples.
 
@@ -97,6 +108,7 @@ def make_loader(
         seed, epoch: the keys of every random choice (non-negative ints).
         drop_last: drop the last, incomplete batch.
         start_batch: skip this many batches (resuming inside an epoch).
+        rank, world_size: this process's share of each global batch (distributed training).
     """
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
@@ -108,7 +120,8 @@ def make_loader(
     if n == 0:
         raise ValueError("dataset: expected at least one sample, got an empty dataset")
     sampler = EpochBatchSampler(
-        n, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, start_batch=start_batch
+        n, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, start_batch=start_batch,
+        rank=rank, world_size=world_size,
     )
     return DataLoader(
         _Seeded(dataset),

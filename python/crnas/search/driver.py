@@ -6,6 +6,9 @@ Every phase checkpoints into the output directory and is skipped or continued wh
 again with ``resume=True``: supernet training through :func:`crnas.train.train_detector`'s exact
 resume, the searches through their JSON-lines logs. Killing the process at any point and running it
 again gives the same final result (same machine, torch and thread count).
+
+Launched with ``torchrun --nproc_per_node N -m crnas search ...``, the supernets train with
+DistributedDataParallel and archval scoring is sharded (:mod:`crnas.distributed`); rank 0 writes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import torch
 
 import crnas
+from crnas import distributed
 from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
@@ -187,10 +191,14 @@ def _versions() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
         "threads": str(torch.get_num_threads()),
+        "processes": str(distributed.world_size()),
     }
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Write atomically; rank 0 alone writes when distributed."""
+    if not distributed.is_main():
+        return
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
@@ -234,6 +242,7 @@ def run_search(
         if previous != json.loads(json.dumps(config.to_dict())):
             diff = sorted(k for k in set(previous) | set(config.to_dict()) if previous.get(k) != json.loads(json.dumps(config.to_dict())).get(k))
             raise ValueError(f"out_dir: {out} holds a search with another configuration (differs in {', '.join(diff)})")
+    distributed.barrier()  # everyone has read config.json before rank 0 rewrites it
     _write_json(saved, config.to_dict())
     started = time.time()
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.loader import collate_fn
 from crnas.data.seeding import derive_seed
@@ -68,7 +69,9 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def append_log(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one record durably (flushed and fsynced)."""
+    """Append one record durably (flushed and fsynced); rank 0 alone writes when distributed."""
+    if not distributed.is_main():
+        return
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
@@ -77,7 +80,7 @@ def append_log(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
 
 def _truncate_torn_line(path: FilePath) -> None:
     """Drop an incomplete last line left by a kill, so new records start on a fresh line."""
-    if path.is_file():
+    if distributed.is_main() and path.is_file():
         text = path.read_text()
         if text and not text.endswith("\n"):
             path.write_text(text[: text.rfind("\n") + 1])
@@ -124,7 +127,8 @@ def stage_search(
     _truncate_torn_line(log)
     allocations = space.allocations()
     done = {tuple(r["blocks"]): r for r in read_log(log)}
-    for i, blocks in enumerate(tqdm(allocations, desc="stage search", unit="alloc", disable=not progress)):
+    bar = tqdm(allocations, desc="stage search", unit="alloc", disable=not progress or not distributed.is_main())
+    for i, blocks in enumerate(bar):
         if tuple(blocks) in done:
             continue
         metrics = scorer.score_allocation(blocks)
@@ -159,7 +163,9 @@ def greedy_dilation_search(
     num_blocks = len(supernet.active_convs)
     steps = read_log(log)
     beam: list[list[int]] = steps[-1]["beam"] if steps else [[]]
-    with tqdm(total=num_blocks, initial=len(steps), desc="dilation search", unit="block", disable=not progress) as bar:
+    with tqdm(
+        total=num_blocks, initial=len(steps), desc="dilation search", unit="block", disable=not progress or not distributed.is_main()
+    ) as bar:
         for step in range(len(steps), num_blocks):
             candidates = [prefix + [d] for prefix in beam for d in supernet.dilations]
             metrics = scorer.score_candidates(candidates, step, joint=joint, common_random=common_random)

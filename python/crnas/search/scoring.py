@@ -10,6 +10,10 @@ together, on the same repetition of the archtrain batches), or *one by one*, eac
 recalibration. Unselected blocks are completed by uniform random dilations drawn per archval
 mini-batch; with ``common_random`` every candidate of a step gets the same completion on a
 mini-batch (common random numbers), otherwise each draws its own.
+
+Distributed (:mod:`crnas.distributed`): every process recalibrates on the same archtrain batches (so
+the statistics agree), scores its share of the archval mini-batches, and the detections are gathered,
+so every process computes the same AP.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.eval import collect_detections, score_detections
@@ -112,6 +117,21 @@ class Scorer:
             for s in range(0, len(take), self.batch_size)
         ]
         self.num_val_batches = -(-len(self.archval) // self.batch_size)
+        #: This process's archval mini-batches (all of them unless distributed).
+        self.val_batches = distributed.shard(range(self.num_val_batches))
+
+    def _batch_indices(self, b: int) -> list[int]:
+        return list(range(b * self.batch_size, min(len(self.archval), (b + 1) * self.batch_size)))
+
+    def _collect(self, before_batch: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """Detections on this process's archval mini-batches, gathered from every process;
+        ``before_batch(b)`` gets the global mini-batch index."""
+        indices = [i for b in self.val_batches for i in self._batch_indices(b)]
+        records = collect_detections(
+            self.model, self.archval, batch_size=self.batch_size, device=self.device, indices=indices,
+            before_batch=None if before_batch is None else lambda b, images, targets: before_batch(self.val_batches[b]),
+        )
+        return distributed.all_gather_lists(records)
 
     # -- stage level ---------------------------------------------------------------------------------
 
@@ -119,8 +139,7 @@ class Scorer:
         """AP of the allocation ``blocks`` (all dilations 1) with recalibrated BatchNorm."""
         self.supernet.set_allocation(blocks)
         recalibrate_bn(self.model, self.recal_images)
-        detections = collect_detections(self.model, self.archval, batch_size=self.batch_size, device=self.device)
-        return score_detections(detections, self.archval)
+        return score_detections(self._collect(), self.archval)
 
     # -- operation level -----------------------------------------------------------------------------
 
@@ -157,11 +176,7 @@ class Scorer:
             return choices_to_paths(self._choices(prefixes, step, batch, common_random)[c : c + 1], len(self.supernet.dilations))
 
         recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
-        detections = collect_detections(
-            self.model, self.archval, batch_size=self.batch_size, device=self.device,
-            before_batch=lambda b, images, targets: self.supernet.set_paths(paths((0, b))),
-        )
-        return score_detections(detections, self.archval)
+        return score_detections(self._collect(lambda b: self.supernet.set_paths(paths((0, b)))), self.archval)
 
     def _score_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[dict[str, float]]:
         k = len(prefixes)
@@ -182,8 +197,8 @@ class Scorer:
         self.model.eval()
         try:
             with torch.inference_mode():
-                for b in range(self.num_val_batches):
-                    indices = list(range(b * self.batch_size, min(len(self.archval), (b + 1) * self.batch_size)))
+                for b in self.val_batches:
+                    indices = self._batch_indices(b)
                     images = [self.archval.load_image(i).to(self.device) for i in indices]
                     replicate((0, b), len(images))
                     outputs = self.model(images * k)
@@ -198,4 +213,4 @@ class Scorer:
                         })
         finally:
             self.model.train(was_training)
-        return [score_detections(r, self.archval) for r in records]
+        return [score_detections(distributed.all_gather_lists(r), self.archval) for r in records]
