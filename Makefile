@@ -1,5 +1,5 @@
 # make test  - create/refresh .venv, build the native core, run cargo and Python tests
-# make demo  - same set-up, then the main job on the built-in synthetic dataset
+# make demo  - same set-up, then the main job (the search) on the built-in synthetic dataset
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +13,7 @@ export PYO3_ENVIRONMENT_SIGNATURE := $(shell $(PYTHON) -c 'import sys; print(f"c
 
 STAMP := $(VENV)/.deps-installed
 
-.PHONY: venv build test test-rust test-python demo bench wheel clean
+.PHONY: venv build test test-rust test-python demo bench lint wheel clean
 
 $(STAMP): requirements/dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,21 @@ test-python: build
 
 test: test-rust test-python
 
+# The main job: the hierarchical search (demo preset) on the built-in synthetic data; re-running
+# `make demo` continues / reuses runs/demo.
+DEMO_DIR ?= runs/demo
 demo: build
-	python benches/bench_multi_dilation.py --reps 10
+	python -m crnas search --synthetic --family resnet50 --preset demo --out $(DEMO_DIR) --resume
+	@echo "result: $(DEMO_DIR)/result.json, log: $(DEMO_DIR)/search.log"
 
 bench: build
 	python benches/bench_multi_dilation.py
+
+# The native stubs against the binary, Python style, Rust lints.
+lint: build
+	python -m mypy.stubtest crnas._core
+	ruff check python tests benches scripts
+	cargo clippy --release --all-targets -- -D warnings
 
 wheel: venv
 	maturin build --release --out dist

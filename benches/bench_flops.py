@@ -16,13 +16,12 @@ import itertools
 import statistics
 import time
 
+import crnas
 import torch
+from crnas import Architecture, StageSpace, flops
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.detection import backbone_utils
 from torchvision.models.detection.rpn import RPNHead
-
-import crnas
-from crnas import Architecture, StageSpace, flops
 
 CHOICES = [range(1, 11), range(1, 11), [2, 3, 5, 6, 9, 11, 14, 17, 20, 23], [2, 3, 4, 6, 7, 9, 11, 13, 15, 17]]
 

@@ -98,7 +98,7 @@ def main() -> None:
     baseline = "torchvision resnet50"
     for title, x, backbone_only, size in settings:
         fns = {}
-        for name, (model, arch) in models.items():
+        for name, (model, _arch) in models.items():
             fn = body(model) if backbone_only else model
             fns[name] = lambda fn=fn, x=x: fn(x)
         with torch.inference_mode():

@@ -22,12 +22,11 @@ import statistics
 import time
 from collections.abc import Callable
 
+import crnas
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
-
-import crnas
 from crnas.ops import multi_dilation_conv2d, reference
+from torch.profiler import ProfilerActivity, profile
 
 STAGES = [(64, 64), (128, 32), (256, 16), (512, 8)]  # channels, feature map side (batch 2)
 DILATIONS = (1, 2, 3)
@@ -76,16 +75,16 @@ def time_interleaved(fns: dict[str, Callable[[], None]], reps: int, device: torc
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def make_case(batch: int, channels: int, side: int, mix_kind: str, device: torch.device, dtype: torch.dtype):
+def make_case(batch: int, channels: int, size: tuple[int, int], mix_kind: str, device: torch.device, dtype: torch.dtype):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, side, side, generator=g, dtype=dtype).to(device).requires_grad_()
+    x = torch.randn(batch, channels, *size, generator=g, dtype=dtype).to(device).requires_grad_()
     w = (torch.randn(channels, channels, 3, 3, generator=g, dtype=dtype) * 0.05).to(device).requires_grad_()
     if mix_kind == "softmax":
         mix = torch.softmax(torch.randn(len(DILATIONS), generator=g), 0).to(device, dtype).requires_grad_()
     else:
         idx = torch.randint(0, len(DILATIONS), (batch,), generator=g)
         mix = F.one_hot(idx, len(DILATIONS)).to(device, dtype)
-    grad = torch.randn(batch, channels, side, side, generator=g, dtype=dtype).to(device)
+    grad = torch.randn(batch, channels, *size, generator=g, dtype=dtype).to(device)
     leaves = [t for t in (x, w, mix) if t.requires_grad]
 
     def run(op: Callable[[], torch.Tensor]) -> Callable[[], None]:
@@ -103,6 +102,37 @@ def make_case(batch: int, channels: int, side: int, mix_kind: str, device: torch
     }
 
 
+def run(
+    stages: list[tuple[int, int, int]], *, batch: int, reps: int, device: torch.device, dtype: torch.dtype
+) -> list[dict[str, object]]:
+    """One row per (stage ``(channels, height, width)``, mix kind): median seconds, peak bytes, ratios."""
+    rows = []
+    for channels, height, width in stages:
+        for mix_kind in ("softmax", "onehot"):
+            fns = make_case(batch, channels, (height, width), mix_kind, device, dtype)
+            t = time_interleaved(fns, reps, device)
+            mem = {k: peak_bytes(fn, device) for k, fn in fns.items()}
+            rows.append({
+                "shape": [batch, channels, height, width], "mix": mix_kind,
+                **{f"{k}_ms": v * 1e3 for k, v in t.items()}, **{f"{k}_mib": v / 2**20 for k, v in mem.items()},
+                "naive/fused": t["naive"] / t["fused"], "fused/conv": t["fused"] / t["conv"],
+                "mem fused/naive": mem["fused"] / max(mem["naive"], 1),
+            })
+    return rows
+
+
+def print_rows(rows: list[dict[str, object]]) -> None:
+    header = (f"{'shape (N,C,H,W)':<20}{'mix':<9}{'fused ms':>9}{'naive ms':>9}{'conv ms':>9}"
+              f"{'naive/fused':>12}{'fused/conv':>11}{'fusedMiB':>9}{'naiveMiB':>9}{'convMiB':>8}{'mem f/n':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        shape = "x".join(map(str, r["shape"]))
+        print(f"{shape:<20}{r['mix']:<9}{r['fused_ms']:9.2f}{r['naive_ms']:9.2f}{r['conv_ms']:9.2f}"
+              f"{r['naive/fused']:12.2f}{r['fused/conv']:11.2f}"
+              f"{r['fused_mib']:9.1f}{r['naive_mib']:9.1f}{r['conv_mib']:8.1f}{r['mem fused/naive']:8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -117,21 +147,7 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     print(f"crnas {crnas.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, device {device}, {args.dtype}, batch {args.batch}, median of {args.reps}")
-    header = (f"{'shape (N,C,H,W)':<20}{'mix':<9}{'fused ms':>9}{'naive ms':>9}{'conv ms':>9}"
-              f"{'naive/fused':>12}{'fused/conv':>11}{'fusedMiB':>9}{'naiveMiB':>9}{'convMiB':>8}{'mem f/n':>8}")
-    print(header)
-    print("-" * len(header))
-    for channels, side in STAGES:
-        side *= args.scale
-        for mix_kind in ("softmax", "onehot"):
-            fns = make_case(args.batch, channels, side, mix_kind, device, dtype)
-            t = time_interleaved(fns, args.reps, device)
-            mem = {k: peak_bytes(fn, device) for k, fn in fns.items()}
-            mib = {k: v / 2**20 for k, v in mem.items()}
-            shape = f"{args.batch}x{channels}x{side}x{side}"
-            print(f"{shape:<20}{mix_kind:<9}{t['fused']*1e3:9.2f}{t['naive']*1e3:9.2f}{t['conv']*1e3:9.2f}"
-                  f"{t['naive']/t['fused']:12.2f}{t['fused']/t['conv']:11.2f}"
-                  f"{mib['fused']:9.1f}{mib['naive']:9.1f}{mib['conv']:8.1f}{mem['fused']/mem['naive']:8.2f}")
+    print_rows(run([(c, s * args.scale, s * args.scale) for c, s in STAGES], batch=args.batch, reps=args.reps, device=device, dtype=dtype))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ impl From<CrnasError> for PyErr {
 /// Forward of the fused multi-dilation convolution (see `crnas.ops.multi_dilation_conv2d`).
 #[pyfunction]
 #[pyo3(signature = (input, weight, mix, bias, dilations, stride, groups, backend = "auto"))]
-#[allow(clippy::too_many_arguments)]
 fn mdconv_forward(
     py: Python<'_>,
     input: PyTensor,
@@ -52,7 +51,6 @@ fn mdconv_forward(
 /// entries not selected by `output_mask` are zero-size tensors.
 #[pyfunction]
 #[pyo3(signature = (grad, input, weight, mix, dilations, stride, groups, output_mask, backend = "auto"))]
-#[allow(clippy::too_many_arguments)]
 fn mdconv_backward(
     py: Python<'_>,
     grad: PyTensor,

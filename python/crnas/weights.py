@@ -160,7 +160,9 @@ def torchvision_state_dict(family: str, weights: Any = "torchvision", *, progres
     if isinstance(weights, (str, os.PathLike)) and weights != "torchvision":
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"weights_backbone: expected 'torchvision', a WeightsEnum or a state-dict file, got {str(weights)!r} (no such file)")
+            raise FileNotFoundError(
+                f"weights_backbone: expected 'torchvision', a WeightsEnum or a state-dict file, got {str(weights)!r} (no such file)"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("state_dict", "model"):
             if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):

@@ -190,13 +190,11 @@ macro_rules! simd_dispatch {
 }
 
 simd_dispatch! {
-    #[allow(clippy::too_many_arguments)]
     fn build_columns(geo: &Geometry, x_n: &[T], mix_n: &[T], c0: usize, c1: usize, r0: usize, r1: usize, col: &mut [T])
         => build_columns_impl
 }
 
 simd_dispatch! {
-    #[allow(clippy::too_many_arguments)]
     fn scatter_columns(
         geo: &Geometry, x_n: &[T], mix_n: &[T], dcol: &[T], c0: usize, c1: usize, r0: usize, r1: usize,
         dx_n: Option<SharedMut<T>>, acc: Option<&mut [f64]>,
@@ -238,7 +236,6 @@ fn strided_dot<T: Elem>(g: &[T], x: &[T], s: usize) -> T {
 
 /// Write the mixed columns of one sample into `col` (`[(c1 - c0)·9, T]`, row-major, T = positions
 /// of output rows `r0..r1`): `col[(c, kh, kw), p] = Σ_d mix[d] · x[c, r·s + (kh-1)d, ow·s + (kw-1)d]`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn build_columns_impl<T: Elem>(
     geo: &Geometry,
@@ -290,7 +287,6 @@ fn build_columns_impl<T: Elem>(
 
 /// The transpose of `build_columns` for one sample: `dx[c] += Σ_d mix[d] · col2im_d(dcol)` (when
 /// `dx_n` is given) and `acc[d] += <dcol, im2col_d(x)>` (when `acc` is given).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn scatter_columns_impl<T: Elem>(
     geo: &Geometry,

@@ -217,7 +217,6 @@ fn use_cpu_kernels(backend: Backend, input: &Tensor) -> Result<bool> {
 }
 
 /// Forward of the fused op. Returns a contiguous `[N, O, Ho, Wo]` tensor.
-#[allow(clippy::too_many_arguments)]
 pub fn forward(
     input: &Tensor,
     weight: &Tensor,
@@ -242,7 +241,6 @@ pub type OutputMask = [bool; 3];
 
 /// Backward of the fused op: `(grad_input, grad_weight, grad_mix)`, each shaped like its
 /// argument. Gradients not asked for in `mask` come back as zero-size tensors.
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
     grad: &Tensor,
     input: &Tensor,

@@ -6,10 +6,9 @@ import copy
 import pickle
 
 import pytest
+from crnas import Architecture
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from crnas import Architecture
 
 FAMILIES = ["resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2"]
 
@@ -78,7 +77,11 @@ def test_layout_channels_follow_torchvision():
         (("mobilenet_v2", [1, 1, 1, 2]), ValueError, r"blocks\[2\]: expected at least 2 block\(s\) in stage C4 of mobilenet_v2, got 1"),
         (("resnet50", [1, -1, 3, 4]), ValueError, r"blocks\[1\]: expected a non-negative integer, got -1"),
         (("vgg16", [1, 1, 1, 1]), ValueError, r'family: expected one of resnet18, .*mobilenet_v2, got "vgg16"'),
-        (("resnet18", [1, 1, 1, 1], [1, 2, 3]), ValueError, r"dilations: expected one dilation per block \(4 for blocks \[1, 1, 1, 1\]\), got 3 values"),
+        (
+            ("resnet18", [1, 1, 1, 1], [1, 2, 3]),
+            ValueError,
+            r"dilations: expected one dilation per block \(4 for blocks \[1, 1, 1, 1\]\), got 3 values",
+        ),
         (("resnet18", [1, 1, 1, 1], [1, 2, 3, 5]), ValueError, r"dilations\[3\]: expected one of 1, 2, 3, got 5"),
         (("resnet18", [1, 1, 1, 1], None, 0.0), ValueError, r"width: expected a multiplier in \(0, 16\], got 0"),
         (("resnet18", [1, 1, 1, 1], None, float("nan")), ValueError, r"width: expected a multiplier in \(0, 16\], got NaN"),

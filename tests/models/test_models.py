@@ -8,10 +8,9 @@ import random
 import pytest
 import torch
 import torchvision
+from crnas import Architecture, StageSpace, flops, models
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-
-from crnas import Architecture, StageSpace, flops, models
 
 FAMILIES = ["resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2"]
 
@@ -99,7 +98,11 @@ def test_cr_and_scr_cost_what_resnet50_costs():
 
 
 def test_same_state_dict_keys_as_torchvision():
-    for ours, theirs in [(models.ResNet50(num_classes=1000), torchvision.models.resnet50()), (models.MobileNetV2(num_classes=1000), torchvision.models.mobilenet_v2())]:
+    pairs = [
+        (models.ResNet50(num_classes=1000), torchvision.models.resnet50()),
+        (models.MobileNetV2(num_classes=1000), torchvision.models.mobilenet_v2()),
+    ]
+    for ours, theirs in pairs:
         a, b = ours.state_dict(), theirs.state_dict()
         assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
         ours.load_state_dict(b)

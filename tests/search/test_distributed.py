@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import torch
-
 from crnas import Architecture
 from crnas.cli.common import load_dataset
 from crnas.data import split
-from crnas.search import SearchConfig, Scorer, supernet_of
+from crnas.search import Scorer, SearchConfig, supernet_of
 from crnas.search.driver import _supernet
 
 

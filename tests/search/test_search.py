@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from crnas import Architecture, StageSpace
 from crnas.models import from_json
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from crnas import Architecture, StageSpace
+from crnas import StageSpace
 from crnas.search.scoring import choices_to_paths, recalibrate_bn
 from crnas.search.supernet import SearchableConv2d, build_supernet_detector, extract_detector, supernet_of
 

@@ -212,7 +212,9 @@ def _supernet(config: SearchConfig, space: Any, num_classes: int) -> torch.nn.Mo
     ).to(config.device)
 
 
-def _train(config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, iterations: int, out: Path, callbacks: list[Any], progress: bool) -> None:
+def _train(
+    config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, iterations: int, out: Path, callbacks: list[Any], progress: bool
+) -> None:
     train_detector(
         model, data, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
         warmup_iters=config.lr_warmup, device=config.device, seed=config.seed, num_workers=config.num_workers, checkpoint_dir=out,

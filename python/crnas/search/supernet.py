@@ -26,7 +26,16 @@ from crnas.nn import MultiDilationConv2d
 from crnas.ops import multi_dilation_conv2d
 from crnas.space import DILATIONS
 
-__all__ = ["SearchableConv2d", "ElasticSequential", "SuperNet", "SuperNetBackbone", "build_supernet_detector", "supernet_of", "extract_detector", "Path"]
+__all__ = [
+    "SearchableConv2d",
+    "ElasticSequential",
+    "SuperNet",
+    "SuperNetBackbone",
+    "build_supernet_detector",
+    "supernet_of",
+    "extract_detector",
+    "Path",
+]
 
 #: A block's path: a dilation index for the whole batch, or a mix ``Tensor[D]`` / ``Tensor[N, D]``.
 Path = int | Tensor
