@@ -41,12 +41,16 @@ if [ -z "$PY" ]; then PY="$(python3 -c 'import sys; print(f"{sys.version_info[0]
 DIR="${DIR:-$ROOT/build/torch-$TORCH-py$PY}"
 mkdir -p "$DIR"; DIR="$(cd "$DIR" && pwd)"
 
-INTERPRETER="$(command -v "python$PY" || true)"
-if [ -z "$INTERPRETER" ] && command -v pyenv >/dev/null; then
-  prefix="$(pyenv prefix "$(pyenv versions --bare | grep -E "^$PY(\.|$)" | tail -n 1)" 2>/dev/null || true)"
-  [ -n "$prefix" ] && INTERPRETER="$prefix/bin/python$PY"
+# python$PY: a pyenv installation, else one on PATH (a pyenv shim only counts if it runs)
+INTERPRETER=""
+if command -v pyenv >/dev/null; then
+  version="$(pyenv versions --bare | grep -E "^$PY(\.[0-9]+)?$" | tail -n 1 || true)"
+  [ -n "$version" ] && INTERPRETER="$(pyenv prefix "$version")/bin/python$PY"
 fi
-[ -x "$INTERPRETER" ] || { echo "build-for-torch: no python$PY found (PATH or pyenv)" >&2; exit 1; }
+if [ -z "$INTERPRETER" ] || ! "$INTERPRETER" -c "" 2>/dev/null; then INTERPRETER="$(command -v "python$PY" || true)"; fi
+if [ -z "$INTERPRETER" ] || ! "$INTERPRETER" -c "" 2>/dev/null; then
+  echo "build-for-torch: no working python$PY found (pyenv or PATH)" >&2; exit 1
+fi
 echo "building crnas for torch $TORCH (tch $TCH) with $INTERPRETER in $DIR"
 
 # the build environment: that Python with that torch (torch-sys links the libtorch inside it)

@@ -5,9 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-import torch
-
 import crnas
+import torch
 from crnas._native import built_for_torch
 
 

@@ -20,7 +20,7 @@ def test_targets_follow_the_torchvision_contract(coco_dir: Path):
     assert ds.label_to_cat_id == {1: 3, 2: 7, 3: 12}
     image, target = ds[0]
     assert image.shape == (3, 48, 64) and image.dtype == torch.float32
-    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= 0.0 and image.max() <= 1.0
     assert target["image_id"] == 10
     assert target["boxes"].dtype == torch.float32 and target["labels"].dtype == torch.int64
     torch.testing.assert_close(target["boxes"], torch.tensor([[4.0, 4, 14, 14], [50, 30, 64, 48], [30, 10, 50, 20]]))

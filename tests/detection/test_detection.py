@@ -7,12 +7,11 @@ import math
 import pytest
 import torch
 import torchvision
+from crnas import Architecture, detection, models
+from crnas.weights import InheritReport, inherit, torchvision_state_dict
 from torch import nn
 from torchvision.models.detection import backbone_utils
 from torchvision.ops import FrozenBatchNorm2d
-
-from crnas import Architecture, detection, models
-from crnas.weights import InheritReport, inherit, torchvision_state_dict
 
 TINY = Architecture.paper("cr_resnet50").replace(width=0.125)
 

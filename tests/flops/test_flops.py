@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from crnas import Architecture, flops
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.detection import backbone_utils
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -14,9 +15,6 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
-
-from crnas import Architecture
-from crnas import flops
 
 
 def counted_macs(module: torch.nn.Module, *inputs) -> tuple[int, dict[str, int]]:

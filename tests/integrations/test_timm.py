@@ -40,7 +40,7 @@ def test_register_refuses_to_overwrite_a_foreign_model(monkeypatch):
 
 
 def test_features_only_support_is_explicit():
-    assert crnas_timm.FEATURES_ONLY == tuple(crnas_timm.MODEL_NAMES)
+    assert tuple(crnas_timm.MODEL_NAMES) == crnas_timm.FEATURES_ONLY
     for name in crnas_timm.FEATURES_ONLY:
         cfg = timm.models.get_pretrained_cfg(name)
         assert any("features_only=True supported" in note for note in cfg.notes), name

@@ -7,13 +7,12 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch.utils.flop_counter import FlopCounterMode
-
 from crnas._native import core
 from crnas.nn import MultiDilationConv2d
 from crnas.ops import backward_macs, dense_equivalent, forward_macs, multi_dilation_conv2d, reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 DIL_SETS = [(1,), (2,), (1, 2), (1, 3), (1, 2, 3), (2, 3), (1, 2, 4)]
 
