@@ -20,6 +20,8 @@ COMMANDS = {
     "search": "search",
     "train": "train",
     "eval": "eval",
+    "erf": "erf",
+    "plot": "plot",
 }
 
 

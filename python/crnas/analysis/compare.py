@@ -1,0 +1,82 @@
+"""Side-by-side numbers of architectures: allocation, dilations, MACs and parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crnas.analysis.table import Table
+
+__all__ = ["BACKBONE_PARTS", "as_architectures", "architecture_table", "stage_string"]
+
+#: The backbone's parts in :func:`crnas.flops.count`'s ``by_stage``.
+BACKBONE_PARTS = ("stem", "C2", "C3", "C4", "C5")
+
+
+def stage_string(values: Sequence[int], blocks: Sequence[int]) -> str:
+    """Per-block values grouped by stage: ``1 | 1 2 1 | 1 1 2 3 1 | ...``."""
+    ends = [sum(blocks[: i + 1]) for i in range(len(blocks))]
+    return " | ".join(" ".join(map(str, values[e - b : e])) for b, e in zip(blocks, ends))
+
+
+def as_architectures(archs: Any, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{label: Architecture}`` from one architecture spec, a sequence of them, or a mapping
+    ``{label: spec}`` (specs as :func:`crnas.models.get_architecture` accepts). Names label themselves;
+    other specs are labelled ``family [blocks]``."""
+    from crnas.models import get_architecture
+
+    if isinstance(archs, Mapping) and not {"family", "blocks"} <= set(archs) and "architecture" not in archs:
+        pairs = [(str(k), get_architecture(v)) for k, v in archs.items()]
+    else:
+        specs = list(archs) if isinstance(archs, (list, tuple)) else [archs]
+        pairs = []
+        for spec in specs:
+            arch = get_architecture(spec)
+            pairs.append((spec if isinstance(spec, str) and not spec.lstrip().startswith("{") else f"{arch.family} {arch.blocks}", arch))
+    if labels is not None:
+        if len(labels) != len(pairs):
+            raise ValueError(f"labels: expected {len(pairs)} labels (one per architecture), got {len(labels)}")
+        pairs = [(str(label), arch) for label, (_, arch) in zip(labels, pairs)]
+    out: dict[str, Any] = {}
+    for label, arch in pairs:
+        unique, k = label, 2
+        while unique in out:
+            unique, k = f"{label} ({k})", k + 1
+        out[unique] = arch
+    if not out:
+        raise ValueError("archs: expected at least one architecture, got none")
+    return out
+
+
+def architecture_table(
+    archs: Any,
+    labels: Sequence[str] | None = None,
+    *,
+    input_size: int | Sequence[int] = (800, 1088),
+    detector: str | None = "faster_rcnn_fpn",
+    **convention: int | bool | None,
+) -> Table:
+    """One row per architecture: blocks, dilations by stage, backbone and total GMACs, parameters, and
+    the MACs difference to the first row (``detector=None``: backbone only, without the classifier).
+    ``convention`` goes to :func:`crnas.flops.count` (``fpn_channels``, ``representation_size``, ...)."""
+    from crnas import flops
+
+    if detector is None:
+        convention.setdefault("classifier", False)
+    rows = []
+    reference = None
+    for label, arch in as_architectures(archs, labels).items():
+        report = flops.count(arch, input_size, detector, **convention)
+        reference = reference or report.macs
+        rows.append({
+            "name": label,
+            "family": arch.family,
+            "width": arch.width,
+            "blocks": list(arch.blocks),
+            "dilations": stage_string(arch.dilations, arch.blocks),
+            "backbone GMACs": round(sum(report.by_stage.get(p, 0) for p in BACKBONE_PARTS) / 1e9, 3),
+            "GMACs": round(report.macs / 1e9, 3),
+            "MACs vs first": f"{100 * (report.macs / reference - 1):+.2f}%",
+            "params (M)": round(report.params / 1e6, 3),
+        })
+    return Table(rows)

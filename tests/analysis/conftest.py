@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+#: The shipped example: ``crnas search --synthetic --family resnet50 --preset tiny``.
+EXAMPLE = Path(__file__).resolve().parents[2] / "notebooks" / "example" / "tiny_resnet50_result.json"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These models are tiny: a second thread gains little, and on a busy 2-core machine OpenMP's
+    spin-waiting makes it 10-40x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def example_path() -> Path:
+    return EXAMPLE
+
+
+@pytest.fixture(scope="session")
+def example_result() -> dict:
+    return json.loads(EXAMPLE.read_text())
+
+
+@pytest.fixture
+def differentiable_result(example_result) -> dict:
+    """The example with its dilation search replaced by a differentiable one (probabilities per block)."""
+    blocks = sum(example_result["stage_search"]["best"])
+    probabilities = [[0.2, 0.7, 0.1] if b % 3 else [0.6, 0.3, 0.1] for b in range(blocks)]
+    return {
+        **example_result,
+        "dilation_search": {
+            "method": "differentiable", "dilations": [2 if b % 3 else 1 for b in range(blocks)], "metrics": {"AP": 0.1},
+            "probabilities": probabilities,
+        },
+    }
