@@ -39,7 +39,6 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from crnas import distributed
 from crnas.data.loader import make_loader
@@ -383,7 +382,13 @@ def train_detector(
         model.train()
         steps_this_run = 0
         try:
-            with logging_redirect_tqdm(), tqdm(
+            redirect: Any = contextlib.nullcontext()
+            if progress and rank == 0:
+                # imported only with a bar: it pulls in tqdm.auto, which warns in notebooks without ipywidgets
+                from tqdm.contrib.logging import logging_redirect_tqdm
+
+                redirect = logging_redirect_tqdm()
+            with redirect, tqdm(
                 total=total, initial=result.iteration, desc="train", unit="it", dynamic_ncols=True,
                 disable=not progress or rank != 0,
             ) as bar:

@@ -299,6 +299,7 @@ def run_search(
         metrics = scorer.score_candidates([dilations], len(dilations), joint=False)[0]
         dilation_result: dict[str, Any] = {
             "method": "differentiable", "dilations": dilations, "metrics": metrics,
+            "choices": list(differentiable.dilations),
             "probabilities": differentiable.probabilities().tolist(),
         }
     else:
