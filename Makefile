@@ -39,7 +39,8 @@ test: test-rust test-python
 DEMO_DIR ?= runs/demo
 demo: build
 	python -m crnas search --synthetic --family resnet50 --preset demo --out $(DEMO_DIR) --resume
-	@echo "result: $(DEMO_DIR)/result.json, log: $(DEMO_DIR)/search.log"
+	python -m crnas plot $(DEMO_DIR)
+	@echo "result: $(DEMO_DIR)/result.json, log: $(DEMO_DIR)/search.log, figures: $(DEMO_DIR)/figures/"
 
 bench: build
 	python benches/bench_multi_dilation.py
