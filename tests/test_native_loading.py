@@ -22,7 +22,7 @@ def test_import_survives_a_torch_version_mismatch():
     script = textwrap.dedent(
         """
         import torch
-        torch.__version__ = "2.11.0+cu130"  # pretend the user has another torch
+        torch.__version__ = "1.99.0+cu130"  # pretend the user has another torch
         import crnas
         from crnas.ops import reference
         assert not crnas.native_available()
@@ -38,4 +38,4 @@ def test_import_survives_a_torch_version_mismatch():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert f"built for torch {built_for_torch()}" in out
-    assert "torch 2.11.0+cu130 is installed" in out
+    assert "torch 1.99.0+cu130 is installed" in out

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Device types whose autocast state the op follows (a plain tuple test keeps torch.compile tracing it).
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu")
 
 
 def output_size(size: int, stride: int) -> int:
@@ -205,7 +207,7 @@ def multi_dilation_conv2d(
     """
     _validate(input, weight, mix, bias, dilations, stride, groups)
     device_type = input.device.type
-    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+    if device_type in _AUTOCAST_DEVICES and torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
         input, weight, mix = input.to(dtype), weight.to(dtype), mix.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
