@@ -13,7 +13,7 @@ export PYO3_ENVIRONMENT_SIGNATURE := $(shell $(PYTHON) -c 'import sys; print(f"c
 
 STAMP := $(VENV)/.deps-installed
 
-.PHONY: venv build test test-rust test-python demo bench lint wheel clean
+.PHONY: venv build test test-rust test-python demo bench lint wheel check-packaging clean
 
 $(STAMP): requirements/dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ lint: build
 
 wheel: venv
 	maturin build --release --out dist
+
+# Fresh-venv installs of the wheel and of `pip install --no-build-isolation .` (about 5 GB under build/).
+check-packaging: venv
+	scripts/check-packaging.sh
 
 clean:
 	rm -rf target dist python/crnas/_core*.so

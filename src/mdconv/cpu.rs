@@ -5,8 +5,9 @@
 //! Parallelism (torch's intra-op threads, see [`crate::parallel`]):
 //! - forward: one task per (sample, tile of output rows); each builds its column tile
 //!   `[C·9, T]` and runs a single-threaded GEMM into its own slice of the output;
-//! - backward: one task per block of input channels; it owns `dx[:, block]` and the columns
-//!   `dW[:, block]`, so nothing is shared but the `dmix` partial sums, reduced at the end.
+//! - backward: one task per block of input channels, all gradients in one pass; it owns
+//!   `dx[:, block]` and the columns `dW[:, block]`, so nothing is shared but the `dmix` partial
+//!   sums, reduced in task order at the end.
 //!
 //! Memory stays at one column tile per worker (a few hundred KiB), never `[N, C·9, H·W]`.
 
@@ -454,14 +455,10 @@ fn backward_typed<T: Elem>(
         mix: slice::<T>(&m)?,
         dy: slice::<T>(&dy)?,
     };
-    if need_dw {
-        weight_grad_pass(&args, SharedMut(dw.data_ptr() as *mut T))?;
-    }
     let mut per_sample = vec![0.0f64; if need_dm { n * d } else { 0 }];
-    if need_dx || need_dm {
-        let dx_ptr = need_dx.then(|| SharedMut(dx.data_ptr() as *mut T));
-        input_grad_pass(&args, dx_ptr, need_dm, &mut per_sample)?;
-    }
+    let dw_ptr = need_dw.then(|| SharedMut(dw.data_ptr() as *mut T));
+    let dx_ptr = need_dx.then(|| SharedMut(dx.data_ptr() as *mut T));
+    gradient_pass(&args, dw_ptr, dx_ptr, need_dm, &mut per_sample)?;
     let dmix = if need_dm {
         if !geo.per_sample_mix {
             per_sample = (0..d).map(|di| (0..n).map(|ni| per_sample[ni * d + di]).sum()).collect();
@@ -493,49 +490,17 @@ struct BackwardArgs<'a, T> {
     dy: &'a [T],
 }
 
-/// `dW += dy · colsᵀ`. One task per block of input channels: it rebuilds that block's mixed
-/// columns tile by tile and owns the matching columns of `dW`, so there is no reduction.
-fn weight_grad_pass<T: Elem>(a: &BackwardArgs<T>, dw: SharedMut<T>) -> Result<()> {
-    let geo = a.geo;
-    let (n, c, h, w, o, ho, wo, d) = (geo.n, geo.c, geo.h, geo.w, geo.o, geo.ho(), geo.wo(), geo.d());
-    let (cg, og, kg, l, chw) = (geo.cg(), geo.og(), geo.kg(), ho * wo, c * h * w);
-    let threads = num_threads();
-    let (cb, blocks) = channel_blocks(geo, threads);
-    let rows = tile_rows(geo, cb * 9, BWD_TILE_ELEMS, 0);
-    let tiles = ho.div_ceil(rows);
-    let tile = cb * 9 * rows * wo;
-    let mut buffer = scratch_tensor::<T>(threads, tile)?;
-    let scratch = Scratch::<T>::new(&mut buffer, threads, tile);
-    for_each_task(threads, blocks.len(), || scratch.take(), |col, task| {
-        let (gi, c0l, c1l) = blocks[task];
-        let kb = (c1l - c0l) * 9;
-        for ni in 0..n {
-            for ti in 0..tiles {
-                let (r0, r1) = (ti * rows, ((ti + 1) * rows).min(ho));
-                let t = (r1 - r0) * wo;
-                let col = &mut col[..kb * t];
-                build_columns(geo, &a.x[ni * chw..(ni + 1) * chw], &a.mix[ni * d..(ni + 1) * d], gi * cg + c0l, gi * cg + c1l, r0, r1, col);
-                // SAFETY: dW[gi·og.., c0l·9..c1l·9] belongs to this task only; the dy tile is in bounds.
-                unsafe {
-                    gemm(
-                        og, kb, t,
-                        dw.ptr().add(gi * og * kg + c0l * 9), 1, kg as isize, true,
-                        a.dy.as_ptr().add((ni * o + gi * og) * l + r0 * wo), 1, l as isize,
-                        col.as_ptr(), t as isize, 1,
-                        T::ONE, T::ONE, false, false, false, Parallelism::None,
-                    );
-                }
-            }
-        }
-    })?;
-    Ok(())
-}
-
-/// `dx += Σ_d mix_d · col2im_d(W_gᵀ · dy)` and `dmix_d += <W_gᵀ · dy, im2col_d(x)>`. One task per
-/// block of input channels (it owns `dx[:, block]`): per tile, one GEMM gives the block's rows of
-/// the column gradient, and one pass scatters them for every dilation, accumulating `dmix`.
-fn input_grad_pass<T: Elem>(
+/// All requested gradients in one pass. One task per block of input channels; per (sample, tile
+/// of output rows) it
+/// - rebuilds the block's mixed columns and adds `dy · colsᵀ` into the block's columns of `dW`;
+/// - computes the block's rows of the column gradient `W_gᵀ · dy` (one GEMM) and scatters them for
+///   every dilation into `dx[:, block]` (`col2im`), accumulating `dmix = <dcol, im2col_d(x)>`.
+///
+/// The task owns `dW[:, block]` and `dx[:, block]`, so nothing is shared but the `dmix` partial
+/// sums, kept per task and reduced in task order (deterministic).
+fn gradient_pass<T: Elem>(
     a: &BackwardArgs<T>,
+    dw: Option<SharedMut<T>>,
     dx: Option<SharedMut<T>>,
     need_dm: bool,
     per_sample: &mut [f64],
@@ -548,41 +513,63 @@ fn input_grad_pass<T: Elem>(
     let rows = tile_rows(geo, cb * 9, BWD_TILE_ELEMS, 0);
     let tiles = ho.div_ceil(rows);
     let tile = cb * 9 * rows * wo;
-    let mut buffer = scratch_tensor::<T>(threads, tile)?;
-    let scratch = Scratch::<T>::new(&mut buffer, threads, tile);
+    let run_dcol = dx.is_some() || need_dm;
+    let mut buffer = scratch_tensor::<T>(threads, 2 * tile)?;
+    let scratch = Scratch::<T>::new(&mut buffer, threads, 2 * tile);
+    let acc_len = if need_dm { n * d } else { 0 };
     // dmix partial sums per task, reduced in task order so the result is deterministic.
-    let mut partials = vec![0.0f64; if need_dm { blocks.len() * n * d } else { 0 }];
+    let mut partials = vec![0.0f64; blocks.len() * acc_len];
     let partials_ptr = SharedMut(partials.as_mut_ptr());
-    for_each_task(threads, blocks.len(), || scratch.take(), |dcol, task| {
+    for_each_task(threads, blocks.len(), || scratch.take().split_at_mut(tile), |(col, dcol), task| {
         let (gi, c0l, c1l) = blocks[task];
-        // SAFETY: task `task` owns partials[task·n·d .. (task+1)·n·d].
-        let acc = unsafe { std::slice::from_raw_parts_mut(partials_ptr.ptr().add(task * n * d), if need_dm { n * d } else { 0 }) };
         let kb = (c1l - c0l) * 9;
+        let (c0, c1) = (gi * cg + c0l, gi * cg + c1l);
+        // SAFETY: task `task` owns partials[task·acc_len .. (task+1)·acc_len].
+        let acc = unsafe { std::slice::from_raw_parts_mut(partials_ptr.ptr().add(task * acc_len), acc_len) };
         for ni in 0..n {
+            let (x_n, mix_n) = (&a.x[ni * chw..(ni + 1) * chw], &a.mix[ni * d..(ni + 1) * d]);
             for ti in 0..tiles {
                 let (r0, r1) = (ti * rows, ((ti + 1) * rows).min(ho));
                 let t = (r1 - r0) * wo;
-                let dcol = &mut dcol[..kb * t];
-                // SAFETY: all pointers stay inside their buffers (shapes validated).
-                unsafe {
-                    gemm(
-                        kb, t, og,
-                        dcol.as_mut_ptr(), 1, t as isize, false,
-                        a.w.as_ptr().add(gi * og * kg + c0l * 9), kg as isize, 1,
-                        a.dy.as_ptr().add((ni * o + gi * og) * l + r0 * wo), 1, l as isize,
-                        T::ZERO, T::ONE, false, false, false, Parallelism::None,
-                    );
+                // SAFETY: the dy tile is inside the gradient (shapes validated).
+                let dy_tile = unsafe { a.dy.as_ptr().add((ni * o + gi * og) * l + r0 * wo) };
+                if let Some(dw) = dw {
+                    let col = &mut col[..kb * t];
+                    build_columns(geo, x_n, mix_n, c0, c1, r0, r1, col);
+                    // SAFETY: dW[gi·og.., c0l·9..c1l·9] belongs to this task only.
+                    unsafe {
+                        gemm(
+                            og, kb, t,
+                            dw.ptr().add(gi * og * kg + c0l * 9), 1, kg as isize, true,
+                            dy_tile, 1, l as isize,
+                            col.as_ptr(), t as isize, 1,
+                            T::ONE, T::ONE, false, false, false, Parallelism::None,
+                        );
+                    }
                 }
-                // SAFETY: dx[ni, block] belongs to this task only.
-                let dx_n = dx.map(|p| SharedMut(unsafe { p.ptr().add(ni * chw) }));
-                let acc_n = need_dm.then(|| &mut acc[ni * d..(ni + 1) * d]);
-                scatter_columns(geo, &a.x[ni * chw..(ni + 1) * chw], &a.mix[ni * d..(ni + 1) * d], dcol, gi * cg + c0l, gi * cg + c1l, r0, r1, dx_n, acc_n);
+                if run_dcol {
+                    let dcol = &mut dcol[..kb * t];
+                    // SAFETY: all pointers stay inside their buffers (shapes validated).
+                    unsafe {
+                        gemm(
+                            kb, t, og,
+                            dcol.as_mut_ptr(), 1, t as isize, false,
+                            a.w.as_ptr().add(gi * og * kg + c0l * 9), kg as isize, 1,
+                            dy_tile, 1, l as isize,
+                            T::ZERO, T::ONE, false, false, false, Parallelism::None,
+                        );
+                    }
+                    // SAFETY: dx[ni, c0..c1] belongs to this task only.
+                    let dx_n = dx.map(|p| SharedMut(unsafe { p.ptr().add(ni * chw) }));
+                    let acc_n = need_dm.then(|| &mut acc[ni * d..(ni + 1) * d]);
+                    scatter_columns(geo, x_n, mix_n, dcol, c0, c1, r0, r1, dx_n, acc_n);
+                }
             }
         }
     })?;
-    if need_dm && n > 0 {
-        for acc in partials.chunks(n * d) {
-            per_sample.iter_mut().zip(acc).for_each(|(total, part)| *total += part);
+    if acc_len > 0 {
+        for part in partials.chunks(acc_len) {
+            per_sample.iter_mut().zip(part).for_each(|(total, p)| *total += p);
         }
     }
     Ok(())
