@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 from torch import Tensor
 
 from crnas.data.base import DetectionDataset
-from crnas.data.image import read_image
+from crnas.data.image import read_annotated_image
 from crnas.data.report import DataReport, sanitize_box
 from crnas.data.target import make_target
 from crnas.data.transforms import Transform
@@ -172,14 +172,7 @@ class CocoDataset(DetectionDataset):
 
     def load_image(self, index: int) -> Tensor:
         i = self._check_index(index)
-        image = read_image(self._files[i], self.report)
-        height, width = self._sizes[i]
-        if tuple(image.shape[1:]) != (height, width):
-            raise ValueError(
-                f"{self._files[i]}: image is {image.shape[2]}x{image.shape[1]} (width x height), "
-                f"but {self.ann_file} says {width}x{height}"
-            )
-        return image
+        return read_annotated_image(self._files[i], self._sizes[i], self.ann_file, self.report)
 
     def load(self, index: int) -> tuple[Tensor, dict[str, Any]]:
         image, target = self.load_image(index), self.target(index)

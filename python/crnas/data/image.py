@@ -44,6 +44,17 @@ def read_image(path: Path, report: DataReport | None = None) -> Tensor:
     return to_float_image(array)
 
 
+def read_annotated_image(path: Path, size: tuple[int, int], source: object, report: DataReport | None = None) -> Tensor:
+    """:func:`read_image`, checked against the ``(height, width)`` that ``source`` (the annotation file) gives."""
+    image = read_image(path, report)
+    height, width = size
+    if tuple(image.shape[1:]) != (height, width):
+        raise ValueError(
+            f"{path}: image is {image.shape[2]}x{image.shape[1]} (width x height), but {source} says {width}x{height}"
+        )
+    return image
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` of ``path`` from its header, without decoding the pixels."""
     try:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from crnas.data.base import DetectionDataset
-from crnas.data.image import image_size, read_image
+from crnas.data.image import image_size, read_annotated_image
 from crnas.data.report import DataReport, sanitize_box
 from crnas.data.target import make_target
 from crnas.data.transforms import Transform
@@ -194,11 +194,4 @@ class VOCDataset(DetectionDataset):
 
     def load_image(self, index: int) -> Tensor:
         i = self._check_index(index)
-        image = read_image(self._files[i], self.report)
-        height, width = self._sizes[i]
-        if tuple(image.shape[1:]) != (height, width):
-            raise ValueError(
-                f"{self._files[i]}: image is {image.shape[2]}x{image.shape[1]} (width x height), "
-                f"but {self._xml_files[i]} says {width}x{height}"
-            )
-        return image
+        return read_annotated_image(self._files[i], self._sizes[i], self._xml_files[i], self.report)
