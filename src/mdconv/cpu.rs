@@ -514,13 +514,14 @@ fn gradient_pass<T: Elem>(
     let tiles = ho.div_ceil(rows);
     let tile = cb * 9 * rows * wo;
     let run_dcol = dx.is_some() || need_dm;
-    let mut buffer = scratch_tensor::<T>(threads, 2 * tile)?;
-    let scratch = Scratch::<T>::new(&mut buffer, threads, 2 * tile);
+    // One tile buffer per thread serves both the columns (dead once dW has them) and the column gradient.
+    let mut buffer = scratch_tensor::<T>(threads, tile)?;
+    let scratch = Scratch::<T>::new(&mut buffer, threads, tile);
     let acc_len = if need_dm { n * d } else { 0 };
     // dmix partial sums per task, reduced in task order so the result is deterministic.
     let mut partials = vec![0.0f64; blocks.len() * acc_len];
     let partials_ptr = SharedMut(partials.as_mut_ptr());
-    for_each_task(threads, blocks.len(), || scratch.take().split_at_mut(tile), |(col, dcol), task| {
+    for_each_task(threads, blocks.len(), || scratch.take(), |buf, task| {
         let (gi, c0l, c1l) = blocks[task];
         let kb = (c1l - c0l) * 9;
         let (c0, c1) = (gi * cg + c0l, gi * cg + c1l);
@@ -534,7 +535,7 @@ fn gradient_pass<T: Elem>(
                 // SAFETY: the dy tile is inside the gradient (shapes validated).
                 let dy_tile = unsafe { a.dy.as_ptr().add((ni * o + gi * og) * l + r0 * wo) };
                 if let Some(dw) = dw {
-                    let col = &mut col[..kb * t];
+                    let col = &mut buf[..kb * t];
                     build_columns(geo, x_n, mix_n, c0, c1, r0, r1, col);
                     // SAFETY: dW[gi·og.., c0l·9..c1l·9] belongs to this task only.
                     unsafe {
@@ -548,7 +549,7 @@ fn gradient_pass<T: Elem>(
                     }
                 }
                 if run_dcol {
-                    let dcol = &mut dcol[..kb * t];
+                    let dcol = &mut buf[..kb * t];
                     // SAFETY: all pointers stay inside their buffers (shapes validated).
                     unsafe {
                         gemm(
