@@ -23,11 +23,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def config_joint(result: dict) -> bool:
+    return result["config"]["joint"] is True and result["dilation_search"]["joint"] is True
+
+
 def test_two_process_search_matches_single_process_scoring(tmp_path, one_thread):
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "crnas", "search", "--synthetic",
-        "--family", "resnet18", "--preset", "tiny", "--stage-iterations", "6", "--op-iterations", "6", "--out", str(out), "--no-progress",
+        "--family", "resnet18", "--preset", "tiny", "--stage-iterations", "6", "--op-iterations", "6", "--joint", "--out", str(out), "--no-progress",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,7 +41,9 @@ def test_two_process_search_matches_single_process_scoring(tmp_path, one_thread)
     assert arch.family == "resnet18" and len(arch.dilations) == sum(arch.blocks)
     assert "found allocation" in proc.stdout and proc.stdout.count("found allocation") == 1  # rank 0 reports
 
-    # The last greedy step, re-scored here by one process, gives the APs the two processes logged.
+    # The last greedy step (scored jointly, archval sharded), re-scored here by one process, gives the
+    # APs the two processes logged.
+    assert config_joint(result)
     config = SearchConfig.from_dict(result["config"])
     dataset = load_dataset({**config.data})
     archtrain, archval = split(dataset, config.val_fraction, config.seed)

@@ -87,3 +87,20 @@ def test_recalibrated_statistics_are_batch_averages():
     handle.remove()
     torch.testing.assert_close(supernet.bn1.running_mean, torch.stack(means).mean(0))
     assert supernet.bn1.momentum == 0.1 and not model.training  # momentum and mode restored
+
+
+def test_joint_scoring_of_one_candidate_is_one_by_one_scoring():
+    """With a single candidate the joint pass is exactly the one-by-one evaluation."""
+    from crnas.data import SyntheticDetection, split
+    from crnas.search import Scorer
+
+    space = SPACES["resnet50"]()
+    model = small_detector(space)
+    supernet_of(model).set_allocation([1, 3, 5, 7])
+    archtrain, archval = split(SyntheticDetection(12, image_size=(64, 64), seed=3), 0.34, 0)
+    scorer = Scorer(model, archtrain, archval, batch_size=2, recal_batches=2, seed=5)
+    prefix = [[2, 3, 1]]
+    assert scorer.score_candidates(prefix, 2, joint=True) == scorer.score_candidates(prefix, 2, joint=False)
+    several = [[1, 1, 1], [2, 3, 1], [3, 2, 2]]
+    joint, single = scorer.score_candidates(several, 2, joint=True), scorer.score_candidates(several, 2, joint=False)
+    assert len(joint) == len(single) == 3 and all(0 <= m["AP"] <= 1 for m in joint)

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage-iterations", type=int, help="override the stage supernet's iterations")
     parser.add_argument("--op-iterations", type=int, help="override the operation supernet's iterations")
     parser.add_argument("--beam", type=int, help="top-K of the greedy search (default 3)")
-    parser.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (exact BN recalibration)")
+    scoring = parser.add_mutually_exclusive_group()
+    scoring.add_argument("--joint", action="store_true", help="score a greedy step's candidates together in one pass (per-image paths)")
+    scoring.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (own BN recalibration each)")
     parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
     parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
         beam=args.beam, device=args.device, num_workers=args.num_workers,
-        joint=False if args.one_by_one else None, common_random=False if args.independent_completions else None,
+        joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
     distributed.init_from_env(config.device)

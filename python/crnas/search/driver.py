@@ -78,7 +78,9 @@ class SearchConfig:
     recal_batches: int = 4
     eval_batch_size: int = 2
     beam: int = 3
-    #: Score the candidates of a greedy step together in one pass (per-sample paths).
+    #: Score the candidates of a greedy step together in one pass (per-sample paths through the fused
+    #: op, shared BN recalibration) instead of one by one. Off for the CPU presets, where one by one
+    #: measured faster (benches/bench_search.py); on for ``paper`` (GPUs, large batches).
     joint: bool = True
     #: Same random completions for every candidate of a step on a mini-batch.
     common_random: bool = True
@@ -149,7 +151,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
-        recal_batches=2, eval_batch_size=8, val_fraction=0.1, data=dict(kind="synthetic", num_images=320, image_size=256),
+        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False,
+        data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
     "paper": dict(
         width=1.0, min_size=800, max_size=1333, batch_size=16, lr_per_image=0.00125, stage_iterations=90_000,
