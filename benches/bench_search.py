@@ -17,9 +17,8 @@ import argparse
 import statistics
 import time
 
-import torch
-
 import crnas
+import torch
 from crnas.data import SyntheticDetection, split
 from crnas.search import PathSampler, Scorer, preset, supernet_of
 from crnas.search.driver import _supernet

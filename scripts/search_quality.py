@@ -68,20 +68,25 @@ def main() -> None:
         macs = flops.count(arch, config.macs_input, config.detector, **convention).macs
         rows.append({"model": name, "blocks": arch.blocks, "dilations": arch.stage_dilations, "macs": macs, "runs": aps})
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps({"result": str(args.result), "args": vars(args) | {"out": str(args.out), "result": str(args.result)}, "rows": rows}, indent=2))
+    summary = {"result": str(args.result), "args": vars(args) | {"out": str(args.out), "result": str(args.result)}, "rows": rows}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print()
-    print(f"| model | blocks | dilations | GMACs ({config.detector}, {config.macs_input[0]}x{config.macs_input[1]}) | AP | AP50 | APs | APm | APl |")
+    macs_header = f"GMACs ({config.detector}, {config.macs_input[0]}x{config.macs_input[1]})"
+    print(f"| model | blocks | dilations | {macs_header} | AP | AP50 | APs | APm | APl |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        def stat(key: str) -> str:
-            values = [100 * m[key] for m in r["runs"] if m[key] >= 0]
-            if not values:
-                return "n/a"
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.2f} ± {sd:.2f}"
-
         dil = " \\| ".join(" ".join(map(str, s)) for s in r["dilations"])
-        print(f"| {r['model']} | {r['blocks']} | {dil} | {r['macs'] / 1e9:.2f} | {stat('AP')} | {stat('AP50')} | {stat('APs')} | {stat('APm')} | {stat('APl')} |")
+        stats = " | ".join(mean_std(r["runs"], key) for key in ("AP", "AP50", "APs", "APm", "APl"))
+        print(f"| {r['model']} | {r['blocks']} | {dil} | {r['macs'] / 1e9:.2f} | {stats} |")
+
+
+def mean_std(runs: list[dict[str, float]], key: str) -> str:
+    """``mean ± std`` in percent over the runs (pycocotools' -1, no ground truth, left out)."""
+    values = [100 * m[key] for m in runs if m[key] >= 0]
+    if not values:
+        return "n/a"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,18 @@ import torch
 
 __torch_version__: str
 
+__all__ = [
+    "__torch_version__",
+    "Architecture",
+    "StageSpace",
+    "FlopsReport",
+    "mdconv_forward",
+    "mdconv_backward",
+    "flops_count",
+    "flops_count_many",
+    "sample_paths",
+]
+
 @final
 class Architecture:
     """A CR-NAS backbone: family, blocks per stage [C2, C3, C4, C5], one dilation per block, width."""
