@@ -223,8 +223,9 @@ class DifferentiableSearch:
         self.optimizer.zero_grad(set_to_none=True)
         losses = model(val_images, val_targets)
         loss = sum(losses.values())
-        if not math.isfinite(float(loss)):
-            raise FloatingPointError(f"step {step}: the architecture loss is {float(loss)}")
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"step {step}: the architecture loss is {value}")
         (grad,) = torch.autograd.grad(loss, [self.alpha])
         self.alpha.grad = grad
         self.optimizer.step()
