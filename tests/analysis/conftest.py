@@ -4,20 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 #: The shipped example: ``crnas search --synthetic --family resnet50 --preset tiny``.
 EXAMPLE = Path(__file__).resolve().parents[2] / "notebooks" / "example" / "tiny_resnet50_result.json"
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These models are tiny: a second thread gains little, and on a busy 2-core machine OpenMP's
-    spin-waiting makes it 10-40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models and tensors: every test here runs on one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from datafiles import voc_xml, write_image
 from pycocotools import mask as mask_utils
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models and tensors: every test here runs on one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 import torch
 from crnas import Architecture
 from crnas.cli.common import load_dataset
@@ -15,19 +14,11 @@ from crnas.search import Scorer, SearchConfig, supernet_of
 from crnas.search.driver import _supernet
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each torchrun worker runs
-    yield
-    torch.set_num_threads(threads)
-
-
 def config_joint(result: dict) -> bool:
     return result["config"]["joint"] is True and result["dilation_search"]["joint"] is True
 
 
-def test_two_process_search_matches_single_process_scoring(tmp_path, one_thread):
+def test_two_process_search_matches_single_process_scoring(tmp_path, one_torch_thread):
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "crnas", "search", "--synthetic",
