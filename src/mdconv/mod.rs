@@ -9,9 +9,9 @@
 //! `dmix` (inner products of the column gradient with each dilation's columns).
 //!
 //! Two backends implement the same maths:
-//! - [`cpu`]: rayon kernels that build the mixed column buffer straight from `x` in one pass and
-//!   scatter the column gradient in one pass, tile by tile, around a GEMM (`gemm` crate); used for
-//!   float32/float64 tensors on the CPU.
+//! - [`cpu`]: Rust kernels on torch's intra-op threads ([`crate::parallel`]) that build the mixed
+//!   column buffer straight from `x` in one pass and scatter the column gradient in one pass, tile
+//!   by tile, around a GEMM (`gemm` crate); used for float32/float64 tensors on the CPU.
 //! - [`aten`]: composed ATen ops (`im2col`, `matmul`, `col2im`), chunked over the batch; used on
 //!   CUDA and for other dtypes, and device-agnostic.
 
@@ -63,9 +63,9 @@ impl Geometry {
 /// Which implementation runs the op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// rayon/GEMM kernels for float32/float64 CPU tensors, composed ATen ops otherwise.
+    /// The Rust column/GEMM kernels for float32/float64 CPU tensors, composed ATen ops otherwise.
     Auto,
-    /// The rayon/GEMM kernels (CPU, float32/float64 only).
+    /// The Rust column/GEMM kernels (CPU, float32/float64 only).
     Cpu,
     /// Composed ATen ops (any device, any floating dtype).
     Aten,
