@@ -12,7 +12,6 @@ use std::ffi::c_void;
 use std::os::raw::{c_int, c_uint};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 extern "C" {
     fn GOMP_parallel(f: extern "C" fn(*mut c_void), data: *mut c_void, num_threads: c_uint, flags: c_uint);
@@ -51,15 +50,15 @@ pub fn num_threads() -> usize {
 
 /// Run `body(state, task)` for every task in `0..tasks`, distributing tasks dynamically over at
 /// most `threads` of torch's intra-op threads (pass [`num_threads`]). Each thread builds one
-/// `state` with `init` (scratch buffers, partial sums) and reuses it for all its tasks; the
-/// states are returned for reduction. `init` runs at most `threads` times. Inside an enclosing
-/// parallel region, or with one thread, everything runs on the caller.
-pub fn for_each_task<S: Send>(
+/// `state` with `init` (its scratch buffers) and reuses it for all its tasks; `init` runs at most
+/// `threads` times. Inside an enclosing parallel region, or with one thread, everything runs on
+/// the caller.
+pub fn for_each_task<S>(
     threads: usize,
     tasks: usize,
     init: impl Fn() -> S + Sync,
     body: impl Fn(&mut S, usize) + Sync,
-) -> Result<Vec<S>> {
+) -> Result<()> {
     let threads = threads.min(tasks);
     // SAFETY: query only.
     let nested = unsafe { omp_in_parallel() } != 0;
@@ -68,10 +67,9 @@ pub fn for_each_task<S: Send>(
         for task in 0..tasks {
             body(&mut state, task);
         }
-        return Ok(vec![state]);
+        return Ok(());
     }
     let next = AtomicUsize::new(0);
-    let states = Mutex::new(Vec::with_capacity(threads));
     run_on_team(threads, &|| {
         let mut state = init();
         loop {
@@ -81,9 +79,7 @@ pub fn for_each_task<S: Send>(
             }
             body(&mut state, task);
         }
-        states.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(state);
-    })?;
-    Ok(states.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    })
 }
 
 #[cfg(test)]
@@ -91,15 +87,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_task_runs_once() {
+    fn every_task_runs_once_with_one_state_per_thread() {
         let hits: Vec<AtomicUsize> = (0..1000).map(|_| AtomicUsize::new(0)).collect();
-        let states = for_each_task(2, 1000, || 0usize, |count, t| {
-            hits[t].fetch_add(1, Ordering::Relaxed);
-            *count += 1;
-        })
+        let (inits, counted) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        for_each_task(
+            2,
+            1000,
+            || {
+                inits.fetch_add(1, Ordering::Relaxed);
+                0usize
+            },
+            |count, t| {
+                hits[t].fetch_add(1, Ordering::Relaxed);
+                *count += 1;
+                counted.fetch_add(1, Ordering::Relaxed);
+            },
+        )
         .unwrap();
         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-        assert_eq!(states.iter().sum::<usize>(), 1000);
+        assert_eq!(counted.load(Ordering::Relaxed), 1000);
+        assert!((1..=2).contains(&inits.load(Ordering::Relaxed)));
     }
 
     #[test]
