@@ -24,12 +24,16 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
+from crnas.flops import DETECTORS
 from crnas.models import CRMobileNetV2, build, get_architecture
 
 __all__ = [
     "cr_backbone_with_fpn",
     "fpn_extractor",
     "build_detector",
+    "assemble_detector",
+    "fpn_returned_layers",
+    "fpn_extra_blocks",
     "DETECTORS",
     "fasterrcnn_cr_resnet50_fpn",
     "maskrcnn_cr_resnet50_fpn",
@@ -119,21 +123,40 @@ def cr_backbone_with_fpn(
     return fpn
 
 
-#: Detector names, as in :mod:`crnas.flops`.
-DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
 _CLASSES = {"faster_rcnn_fpn": FasterRCNN, "mask_rcnn_fpn": MaskRCNN, "retinanet_fpn": RetinaNet, "fcos_fpn": FCOS}
+_DENSE = ("retinanet_fpn", "fcos_fpn")
 
 
-def detector_heads(detector: str, fpn_channels: int, num_classes: int, representation_size: int | None) -> tuple[type, dict[str, Any]]:
-    """The torchvision detector class and, for R-CNNs with a ``representation_size`` other than
-    torchvision's 1024, the box head and predictor to pass it (small heads for small data and CPUs)."""
+def fpn_returned_layers(detector: str) -> tuple[int, ...]:
+    """The stages fed to the FPN as torchvision's builders choose them: C3–C5 for the dense
+    detectors (RetinaNet, FCOS), C2–C5 for the R-CNNs. Rejects unknown detector names."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
+    return (2, 3, 4) if detector in _DENSE else (1, 2, 3, 4)
+
+
+def fpn_extra_blocks(detector: str, fpn_channels: int) -> ExtraFPNBlock | None:
+    """The FPN's extra levels: P6/P7 from P5 for the dense detectors; ``None`` (the FPN's
+    max-pool P6) for the R-CNNs."""
+    return LastLevelP6P7(fpn_channels, fpn_channels) if detector in _DENSE else None
+
+
+def assemble_detector(
+    detector: str, backbone: nn.Module, *, num_classes: int, representation_size: int | None = None, **kwargs: Any
+) -> nn.Module:
+    """The torchvision detector ``detector`` around an FPN ``backbone`` (with ``out_channels``, laid
+    out by :func:`fpn_returned_layers` and :func:`fpn_extra_blocks`). A ``representation_size``
+    other than torchvision's 1024 gives R-CNNs a box head and predictor of that width (small heads
+    for small data and CPUs); ``kwargs`` go to the detector."""
     cls = _CLASSES[detector]
     if representation_size is None or detector not in ("faster_rcnn_fpn", "mask_rcnn_fpn"):
-        return cls, {}
-    return cls, {
+        return cls(backbone, num_classes=num_classes, **kwargs)
+    fpn_channels = backbone.out_channels
+    heads = {
         "box_head": TwoMLPHead(fpn_channels * 7 * 7, representation_size),
         "box_predictor": FastRCNNPredictor(representation_size, num_classes),
     }
+    return cls(backbone, num_classes=None, **heads, **kwargs)
 
 
 def build_detector(
@@ -154,25 +177,22 @@ def build_detector(
     ``nn.BatchNorm2d`` (torchvision's rule); with it, 3 trainable stages and ``FrozenBatchNorm2d``.
     ``fpn_channels`` and ``representation_size`` (the R-CNN box head's width, torchvision's 1024)
     shrink the heads for small data and CPUs."""
-    if detector not in DETECTORS:
-        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
+    returned_layers = fpn_returned_layers(detector)
     pretrained = weights_backbone is not None
     if trainable_layers is None:
         trainable_layers = 3 if pretrained else 5
     if norm_layer is None:
         norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
-    dense = detector in ("retinanet_fpn", "fcos_fpn")
     backbone = cr_backbone_with_fpn(
         arch,
         weights_backbone=weights_backbone,
         trainable_layers=trainable_layers,
-        returned_layers=[2, 3, 4] if dense else None,
-        extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels) if dense else None,
+        returned_layers=returned_layers,
+        extra_blocks=fpn_extra_blocks(detector, fpn_channels),
         norm_layer=norm_layer,
         out_channels=fpn_channels,
     )
-    cls, heads = detector_heads(detector, fpn_channels, num_classes, representation_size)
-    model = cls(backbone, num_classes=None if heads else num_classes, **heads, **kwargs)
+    model = assemble_detector(detector, backbone, num_classes=num_classes, representation_size=representation_size, **kwargs)
     model.architecture = backbone.architecture
     return model
 

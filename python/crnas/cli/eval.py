@@ -30,18 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from crnas import flops
     from crnas.cli.train import detector_from_run, percent
     from crnas.data import split
-    from crnas.eval import coco_eval
+    from crnas.eval import METRICS, coco_eval
     from crnas.models import get_architecture
 
     explicit = args.synthetic is not None or args.coco or args.voc
+    explicit_dataset = load_dataset(data_spec(args)) if explicit else None
     rows = []
     for run_dir in args.runs:
         info_path = run_dir / "run.json"
         if not info_path.is_file():
             raise CLIUsageError(f"{run_dir}: expected a run directory of `crnas train` (no run.json)")
         info = json.loads(info_path.read_text())
-        if explicit:
-            dataset = load_dataset(data_spec(args))
+        if explicit_dataset is not None:
+            dataset = explicit_dataset
         else:
             full = load_dataset(info["data"])
             _, dataset = split(full, info["split"]["val_fraction"], info["split"]["seed"])
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    keys = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+    keys = METRICS
     width = max(len(r["run"]) for r in rows)
     print(f"{'run':<{width}}  {'blocks':<16} {'GMACs':>7} " + " ".join(f"{k:>6}" for k in keys))
     for r in rows:

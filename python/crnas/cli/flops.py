@@ -11,8 +11,7 @@ import argparse
 import json
 
 from crnas.cli import parse_size
-
-DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
+from crnas.flops import DETECTORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from crnas.cli import CLIUsageError
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
-
-FAMILIES = ("resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2")
+from crnas.flops import DETECTORS
+from crnas.models.registry import FAMILIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--budget", type=int, help="total number of blocks (default: the baseline's)")
     budget.add_argument("--flops-tol", type=float, dest="flops_tolerance", help="MACs within this fraction of the baseline's")
     parser.add_argument("--method", choices=("greedy", "differentiable"), default="greedy")
-    parser.add_argument("--detector", choices=("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn"), default="faster_rcnn_fpn")
+    parser.add_argument("--detector", choices=DETECTORS, default="faster_rcnn_fpn")
     parser.add_argument("--preset", choices=("tiny", "demo", "paper"), default="demo")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue the search in --out")
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
+    from crnas.models import get_architecture
     from crnas.search import driver
 
     if args.out.exists() and (args.out / "config.json").exists() and not args.resume:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     arch = result["architecture"]
     found, base = result["macs"]["found"], result["macs"]["baseline"]
-    stages = [arch["dilations"][sum(arch["blocks"][:i]):sum(arch["blocks"][: i + 1])] for i in range(4)]
+    stages = get_architecture(arch).stage_dilations
     print(f"found allocation {arch['blocks']} (baseline {result['baseline']['blocks']})")
     print("dilations " + " | ".join(" ".join(map(str, s)) for s in stages))
     print(f"MACs ({config.detector} at {config.macs_input[0]}x{config.macs_input[1]}): {found / 1e9:.2f} G vs baseline "

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.flops import DETECTORS
 
 logger = logging.getLogger(__name__)
-
-DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from crnas import distributed
 from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
+from crnas.flops import DETECTORS
 from crnas.search.procedures import DifferentiableSearch, PathSampler, StageSampler, greedy_dilation_search, stage_search
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 INIT = 31  # derive_seed stream of the supernet initialisation
 
 METHODS = ("greedy", "differentiable")
-DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from crnas.models import CRMobileNetV2, build
 from crnas.nn import MultiDilationConv2d
@@ -257,17 +257,11 @@ def build_supernet_detector(
 ) -> nn.Module:
     """A torchvision detector (as :func:`crnas.detection.build_detector`, same head options) whose
     backbone is the supernet of ``space`` (trainable, ``nn.BatchNorm2d``); see :func:`supernet_of`."""
-    from crnas.detection import DETECTORS, detector_heads
+    from crnas.detection import assemble_detector, fpn_extra_blocks, fpn_returned_layers
 
-    if detector not in DETECTORS:
-        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
-    dense = detector in ("retinanet_fpn", "fcos_fpn")
-    body = SuperNet(space, returned_layers=(2, 3, 4) if dense else (1, 2, 3, 4))
-    backbone = SuperNetBackbone(
-        body, extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels) if dense else None, out_channels=fpn_channels
-    )
-    cls, heads = detector_heads(detector, fpn_channels, num_classes, representation_size)
-    return cls(backbone, num_classes=None if heads else num_classes, **heads, **kwargs)
+    body = SuperNet(space, returned_layers=fpn_returned_layers(detector))
+    backbone = SuperNetBackbone(body, extra_blocks=fpn_extra_blocks(detector, fpn_channels), out_channels=fpn_channels)
+    return assemble_detector(detector, backbone, num_classes=num_classes, representation_size=representation_size, **kwargs)
 
 
 def extract_detector(model: nn.Module, arch: Any, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
