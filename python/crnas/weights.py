@@ -113,6 +113,7 @@ def inherit(model: nn.Module, source_state_dict: Mapping[str, Tensor], *, source
     with torch.device("meta"):
         skeleton = build(source_arch, num_classes=1000)
     mapping = _prefix_map(model, skeleton)
+    longest_first = sorted(mapping, key=len, reverse=True)
     dilated = _dilations(model)
 
     report = InheritReport()
@@ -122,7 +123,7 @@ def inherit(model: nn.Module, source_state_dict: Mapping[str, Tensor], *, source
     for key, tensor in target.items():
         if key.endswith("num_batches_tracked"):  # bookkeeping, not weights: keep the target's
             continue
-        prefix = next((p for p in sorted(mapping, key=len, reverse=True) if key.startswith(p)), None)
+        prefix = next((p for p in longest_first if key.startswith(p)), None)
         if prefix is None:
             report.initialised[key] = "no counterpart in the source"
             continue

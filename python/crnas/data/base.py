@@ -69,3 +69,19 @@ class DetectionDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index: expected an int in [0, {len(self)}), got {index}")
         return index
+
+
+def check_dataset(dataset: Any) -> DetectionDataset:
+    """``dataset`` if it is a :class:`DetectionDataset`; a ``TypeError`` naming what it is otherwise."""
+    if not isinstance(dataset, DetectionDataset):
+        raise TypeError(f"dataset: expected a crnas.data.DetectionDataset, got {type(dataset).__name__}")
+    return dataset
+
+
+def check_indices(indices: Any, n: int) -> list[int]:
+    """``indices`` as ints, each checked to lie in ``[0, n)`` (an ``IndexError`` lists the first bad ones)."""
+    values = list(indices)
+    bad = [i for i in values if not 0 <= i < n]
+    if bad:
+        raise IndexError(f"indices: expected ints in [0, {n}), got {bad[:5]}")
+    return [int(i) for i in values]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,19 @@ def to_float_image(pixels: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0))
 
 
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)``; a missing file raises ``FileNotFoundError`` and an undecodable one
+    (while opening or inside the ``with`` block) ``OSError``, both naming the file."""
+    try:
+        with Image.open(path) as img:
+            yield img
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: image file does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise OSError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+
+
 def read_image(path: Path, report: DataReport | None = None) -> Tensor:
     """Decode ``path`` into ``Tensor[3, H, W]`` float32 in [0, 1].
 
@@ -30,15 +45,10 @@ def read_image(path: Path, report: DataReport | None = None) -> Tensor:
     ``report.converted``. A missing file raises ``FileNotFoundError``, an undecodable one ``OSError``;
     both name the file.
     """
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-            rgb = img.convert("RGB") if mode != "RGB" else img
-            array = np.asarray(rgb, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise OSError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    with _opened(path) as img:
+        mode = img.mode
+        rgb = img.convert("RGB") if mode != "RGB" else img
+        array = np.asarray(rgb, dtype=np.uint8)
     if mode != "RGB" and report is not None:
         report.converted[mode] += 1
     return to_float_image(array)
@@ -57,11 +67,6 @@ def read_annotated_image(path: Path, size: tuple[int, int], source: object, repo
 
 def image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` of ``path`` from its header, without decoding the pixels."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise OSError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    with _opened(path) as img:
+        width, height = img.size
     return height, width

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from crnas.data.base import DetectionDataset
+from crnas.data.base import DetectionDataset, check_dataset, check_indices
 from crnas.data.report import DataReport
 from crnas.data.seeding import SPLIT, derive_seed
 from crnas.data.transforms import Transform
@@ -25,14 +25,8 @@ class DetectionSubset(DetectionDataset):
     """
 
     def __init__(self, dataset: DetectionDataset, indices: Sequence[int]) -> None:
-        if not isinstance(dataset, DetectionDataset):
-            raise TypeError(f"dataset: expected a crnas.data.DetectionDataset, got {type(dataset).__name__}")
-        n = len(dataset)
-        bad = [i for i in indices if not 0 <= i < n]
-        if bad:
-            raise IndexError(f"indices: expected ints in [0, {n}), got {bad[:5]}")
-        self.dataset = dataset
-        self.indices = [int(i) for i in indices]
+        self.dataset = check_dataset(dataset)
+        self.indices = check_indices(indices, len(dataset))
 
     @property
     def classes(self) -> list[str]:  # type: ignore[override]

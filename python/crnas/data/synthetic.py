@@ -260,10 +260,14 @@ class SyntheticDetection(DetectionDataset):
 
     def _render(self, index: int) -> tuple[Tensor, dict[str, Any], _Layout]:
         """Image ``Tensor[3, H, W]``, target (without masks) and layout of sample ``index``."""
+        pixels, target, layout = self._draw(index)
+        return to_float_image(pixels), target, layout
+
+    def _draw(self, index: int) -> tuple[np.ndarray, dict[str, Any], _Layout]:
+        """Pixels (``uint8 [H, W, 3]``), target (without masks) and layout of sample ``index``."""
         layout_rng, paint_rng = self._streams(index)
         layout = self._layout(layout_rng)
-        pixels = self._paint(paint_rng, layout)
-        return to_float_image(pixels), self._target(index, layout), layout
+        return self._paint(paint_rng, layout), self._target(index, layout), layout
 
     def export_coco(
         self, directory: str | PathLike[str], *, image_format: str = "png", progress: bool = False
@@ -285,9 +289,8 @@ class SyntheticDetection(DetectionDataset):
         images, annotations = [], []
         height, width = self.image_size
         for index in tqdm(range(len(self)), desc="export", unit="img", disable=not progress):
-            image, target, layout = self._render(index)
+            pixels, target, layout = self._draw(index)
             name = f"{index:06d}.{image_format}"
-            pixels = (image * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
             Image.fromarray(pixels).save(image_root / name, quality=95)
             images.append({"id": index, "file_name": name, "width": width, "height": height})
             masks = self._masks(layout).numpy()
