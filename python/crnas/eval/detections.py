@@ -15,12 +15,24 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from crnas.data.base import DetectionDataset
+from crnas.data.base import DetectionDataset, check_dataset, check_indices
 from crnas.data.loader import collate_fn
 
-__all__ = ["collect_detections", "ground_truth"]
+__all__ = ["collect_detections", "detection_record", "ground_truth"]
 
 Record = dict[str, Any]
+
+
+def detection_record(index: int, image_id: int, output: dict[str, Tensor]) -> Record:
+    """The record of one image's detections (dataset ``index``, its ``image_id``, and the model's
+    ``output`` on the CPU as float32 boxes/scores and int64 labels)."""
+    return {
+        "index": index,
+        "image_id": image_id,
+        "boxes": output["boxes"].detach().to("cpu", torch.float32),
+        "scores": output["scores"].detach().to("cpu", torch.float32),
+        "labels": output["labels"].detach().to("cpu", torch.int64),
+    }
 BeforeBatch = Callable[[int, tuple[Tensor, ...], tuple[dict[str, Any], ...]], None]
 
 
@@ -36,12 +48,6 @@ class _Unaugmented(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Any]]:
         index = self.indices[i]
         return self.dataset.load_image(index), self.dataset.target(index)
-
-
-def _check_dataset(dataset: Any) -> DetectionDataset:
-    if not isinstance(dataset, DetectionDataset):
-        raise TypeError(f"dataset: expected a crnas.data.DetectionDataset, got {type(dataset).__name__}")
-    return dataset
 
 
 def collect_detections(
@@ -75,14 +81,10 @@ def collect_detections(
         One record per image: ``index`` and ``image_id`` of the image, ``boxes`` ``Tensor[N, 4]``
         (xyxy, float32, CPU), ``scores`` ``Tensor[N]``, ``labels`` ``Tensor[N]`` int64.
     """
-    dataset = _check_dataset(dataset)
+    dataset = check_dataset(dataset)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
-    n = len(dataset)
-    order = list(range(n)) if indices is None else [int(i) for i in indices]
-    bad = [i for i in order if not 0 <= i < n]
-    if bad:
-        raise IndexError(f"indices: expected ints in [0, {n}), got {bad[:5]}")
+    order = list(range(len(dataset))) if indices is None else check_indices(indices, len(dataset))
     loader = DataLoader(
         _Unaugmented(dataset, order),
         batch_size=batch_size,
@@ -101,14 +103,9 @@ def collect_detections(
                     before_batch(b, images, targets)
                 outputs = model([image.to(device) for image in images])
                 batch_indices = order[b * batch_size : b * batch_size + len(images)]
-                for index, target, out in zip(batch_indices, targets, outputs):
-                    records.append({
-                        "index": index,
-                        "image_id": target["image_id"],
-                        "boxes": out["boxes"].detach().to("cpu", torch.float32),
-                        "scores": out["scores"].detach().to("cpu", torch.float32),
-                        "labels": out["labels"].detach().to("cpu", torch.int64),
-                    })
+                records.extend(
+                    detection_record(index, target["image_id"], out) for index, target, out in zip(batch_indices, targets, outputs)
+                )
     finally:
         model.train(was_training)
     return records
@@ -116,7 +113,7 @@ def collect_detections(
 
 def ground_truth(detections: Sequence[Record], dataset: DetectionDataset) -> list[tuple[Record, dict[str, Any]]]:
     """``(record, target)`` pairs sorted by dataset index, checked for duplicates and foreign records."""
-    dataset = _check_dataset(dataset)
+    dataset = check_dataset(dataset)
     num_classes = len(dataset.classes)
     pairs = []
     seen: set[int] = set()

@@ -30,6 +30,7 @@ from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.eval import collect_detections, score_detections
+from crnas.eval.detections import detection_record
 from crnas.search.supernet import Path, SuperNet, supernet_of
 
 __all__ = ["Scorer", "recalibrate_bn", "choices_to_paths"]
@@ -150,12 +151,15 @@ class Scorer:
         generator = torch.Generator().manual_seed(derive_seed(*keys))
         return torch.randint(len(self.supernet.dilations), (count,), generator=generator)
 
-    def _choices(self, prefixes: Sequence[Sequence[int]], step: int, batch: tuple[int, int], common_random: bool) -> Tensor:
-        """Dilation indices ``[len(prefixes), B]``: each prefix, completed at random."""
+    def _choices(
+        self, prefixes: Sequence[Sequence[int]], step: int, batch: tuple[int, int], common_random: bool, first: int = 0
+    ) -> Tensor:
+        """Dilation indices ``[len(prefixes), B]``: each prefix, completed at random (``prefixes`` are
+        the candidates numbered from ``first``)."""
         num_blocks = len(self.supernet.active_convs)
         index = {d: i for i, d in enumerate(self.supernet.dilations)}
         rows = []
-        for c, prefix in enumerate(prefixes):
+        for c, prefix in enumerate(prefixes, start=first):
             rest = self._completion(step, batch, c, common_random, num_blocks - len(prefix))
             rows.append(torch.cat([torch.tensor([index[d] for d in prefix], dtype=torch.long), rest]))
         return torch.stack(rows)
@@ -173,7 +177,7 @@ class Scorer:
 
     def _score_one(self, prefixes: Sequence[Sequence[int]], c: int, step: int, common_random: bool) -> dict[str, float]:
         def paths(batch: tuple[int, int]) -> list[Path]:
-            return choices_to_paths(self._choices(prefixes, step, batch, common_random)[c : c + 1], len(self.supernet.dilations))
+            return choices_to_paths(self._choices(prefixes[c : c + 1], step, batch, common_random, first=c), len(self.supernet.dilations))
 
         recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
         return score_detections(self._collect(lambda b: self.supernet.set_paths(paths((0, b)))), self.archval)
@@ -200,17 +204,12 @@ class Scorer:
                 for b in self.val_batches:
                     indices = self._batch_indices(b)
                     images = [self.archval.load_image(i).to(self.device) for i in indices]
+                    image_ids = [self.archval.target(i)["image_id"] for i in indices]
                     replicate((0, b), len(images))
                     outputs = self.model(images * k)
                     for j, out in enumerate(outputs):
                         c, i = divmod(j, len(images))
-                        records[c].append({
-                            "index": indices[i],
-                            "image_id": self.archval.target(indices[i])["image_id"],
-                            "boxes": out["boxes"].detach().to("cpu", torch.float32),
-                            "scores": out["scores"].detach().to("cpu", torch.float32),
-                            "labels": out["labels"].detach().to("cpu", torch.int64),
-                        })
+                        records[c].append(detection_record(indices[i], image_ids[i], out))
         finally:
             self.model.train(was_training)
         return [score_detections(distributed.all_gather_lists(r), self.archval) for r in records]
