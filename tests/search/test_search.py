@@ -99,3 +99,11 @@ def test_differentiable_mode(tmp_path):
     assert (probabilities - 1 / 3).abs().max() > 1e-4  # the architecture weights were trained
     assert found["dilations"] == [(1, 2, 3)[i] for i in probabilities.argmax(-1).tolist()]
     assert result["architecture"]["dilations"] == found["dilations"]
+
+
+def test_preset_data_defaults_complete_only_their_own_kind():
+    from crnas.search import preset
+
+    assert preset("tiny", data=dict(num_images=24)).data == {**preset("tiny").data, "num_images": 24}
+    coco = {"kind": "coco", "ann_file": "ann.json", "image_root": "images"}
+    assert preset("demo", data=coco).data == coco  # no synthetic num_images / image_size recorded for COCO data

@@ -167,8 +167,10 @@ def preset(name: str, **overrides: Any) -> SearchConfig:
     if name not in PRESETS:
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}, "preset": name}
-    if "data" in PRESETS[name] and "data" in overrides and overrides["data"]:
-        values["data"] = {**PRESETS[name]["data"], **overrides["data"]}
+    defaults, data = PRESETS[name].get("data"), overrides.get("data")
+    # The preset's data settings complete a partial spec of the same kind, never another kind's.
+    if defaults and data and data.get("kind", defaults["kind"]) == defaults["kind"]:
+        values["data"] = {**defaults, **data}
     config = SearchConfig(**values)
     config.validate()
     return config
