@@ -242,15 +242,16 @@ def run_search(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
+    current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
     if saved.is_file():
         previous = json.loads(saved.read_text())
         if not resume:
             raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
-        if previous != json.loads(json.dumps(config.to_dict())):
-            diff = sorted(k for k in set(previous) | set(config.to_dict()) if previous.get(k) != json.loads(json.dumps(config.to_dict())).get(k))
+        if previous != current:
+            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             raise ValueError(f"out_dir: {out} holds a search with another configuration (differs in {', '.join(diff)})")
     distributed.barrier()  # everyone has read config.json before rank 0 rewrites it
-    _write_json(saved, config.to_dict())
+    _write_json(saved, current)
     started = time.time()
 
     archtrain, archval = split(dataset, config.val_fraction, config.seed)
