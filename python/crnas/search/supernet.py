@@ -122,11 +122,12 @@ class SuperNet(nn.Module):
         self.stage_channels = list(template.stage_channels)
         self.mobilenet = isinstance(template, CRMobileNetV2)
         self._max_groups = [_groups(stage) for stage in max_arch.layout()["stages"]]
+        self._stage_sizes = [sum(g) for g in self._max_groups]  # full-depth blocks per stage
         self._searchable: list[list[SearchableConv2d]] = []  # per stage, per block of the full depth
         if self.mobilenet:
             self.features = ElasticSequential(*template.features)
             start = 2
-            for count in (sum(g) for g in self._max_groups):
+            for count in self._stage_sizes:
                 convs = []
                 for idx in range(start, start + count):
                     dw = self.features[idx].conv[-3]  # Conv2dNormActivation holding the depthwise conv
@@ -143,7 +144,6 @@ class SuperNet(nn.Module):
                     block.conv2 = _searchable(block.conv2, self.dilations)
                 self._searchable.append([block.conv2 for block in stage])
                 setattr(self, f"layer{i}", stage)
-        self.inplanes = self.stage_channels[-1]
         self.allocation: list[int] = []
         self.active_convs: list[SearchableConv2d] = []
         self._stage_ends: list[int] = []
@@ -164,19 +164,25 @@ class SuperNet(nn.Module):
             indices.append(active)
         return indices
 
+    def _feature_indices(self, indices: list[list[int]]) -> tuple[list[int], list[int]]:
+        """MobileNetV2: the ``features`` entries the sub-network of ``indices`` (from
+        :meth:`active_indices`) runs, in order (stem, its blocks, the last 1×1 conv), and the entry
+        that ends each stage (C5 ends with the last conv)."""
+        active, ends, start = [0, 1], [], 2
+        for stage_active, count in zip(indices, self._stage_sizes):
+            active += [start + i for i in stage_active]
+            ends.append(active[-1])
+            start += count
+        active.append(len(self.features) - 1)
+        ends[-1] = len(self.features) - 1
+        return active, ends
+
     def set_allocation(self, blocks: Sequence[int]) -> None:
         """Run the sub-network of ``blocks`` from now on; every searched conv's path is reset to dilation 1."""
         indices = self.active_indices(blocks)
         if self.mobilenet:
-            active, ends, start = [0, 1], [], 2
-            for stage_active, count in zip(indices, (sum(g) for g in self._max_groups)):
-                active += [start + i for i in stage_active]
-                ends.append(active[-1])
-                start += count
-            active.append(len(self.features) - 1)
-            ends[-1] = len(self.features) - 1
+            active, self._stage_ends = self._feature_indices(indices)
             self.features.active = tuple(active)
-            self._stage_ends = ends
         else:
             for i, stage_active in enumerate(indices):
                 getattr(self, f"layer{i + 1}").active = tuple(stage_active)
@@ -206,14 +212,8 @@ class SuperNet(nn.Module):
         if not self.mobilenet:
             keep = {f"layer{s + 1}.{i}." for s, stage in enumerate(indices) for i in stage}
             return {k: v for k, v in state.items() if not k.startswith("layer") or any(k.startswith(p) for p in keep)}
-        mapping = {0: 0, 1: 1}
-        start, target = 2, 2
-        for stage_active, count in zip(indices, (sum(g) for g in self._max_groups)):
-            for i in stage_active:
-                mapping[start + i] = target
-                target += 1
-            start += count
-        mapping[len(self.features) - 1] = target
+        active, _ = self._feature_indices(indices)
+        mapping = {idx: pos for pos, idx in enumerate(active)}  # supernet entry -> the final model's
         out = {}
         for k, v in state.items():
             _, idx, rest = k.split(".", 2)
