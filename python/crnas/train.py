@@ -43,7 +43,7 @@ from tqdm import tqdm
 from crnas import distributed
 from crnas.data.loader import make_loader
 from crnas.data.seeding import TRAIN, derive_seed
-from crnas.data.target import filter_ignored
+from crnas.data.target import training_target
 
 __all__ = ["CHECKPOINT_NAME", "StopTraining", "TrainCallback", "TrainResult", "WarmupMultiStep", "train_detector"]
 
@@ -197,10 +197,6 @@ def _save_atomic(payload: dict[str, Any], path: Path) -> None:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
-
-
-def _to_device(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in target.items()}
 
 
 def _validate(
@@ -399,7 +395,7 @@ def train_detector(
                     for images, targets in loader:
                         step = result.iteration
                         images = [im.to(device, non_blocking=True) for im in images]
-                        targets = [_to_device(filter_ignored(t), device) for t in targets]
+                        targets = [training_target(t, device) for t in targets]
                         if _call_hooks(callbacks, "on_step_start", step, images, targets, model):
                             logger.info("stopped by a callback before step %d", step)
                             result.stopped_early = True

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["PER_OBJECT_KEYS", "filter_ignored", "make_target"]
+__all__ = ["PER_OBJECT_KEYS", "filter_ignored", "make_target", "training_target"]
 
 PER_OBJECT_KEYS = ("boxes", "labels", "area", "iscrowd", "difficult", "masks")
 
@@ -60,3 +60,9 @@ def filter_ignored(target: dict[str, Tensor | int]) -> dict[str, Tensor | int]:
     if bool(keep.all()):
         return dict(target)
     return {k: v[keep] if k in PER_OBJECT_KEYS and isinstance(v, Tensor) else v for k, v in target.items()}
+
+
+def training_target(target: dict[str, Tensor | int], device: torch.device | str) -> dict[str, Tensor | int]:
+    """What a detector trains on: ``target`` without ignored objects (:func:`filter_ignored`), its
+    tensors on ``device``."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in filter_ignored(target).items()}

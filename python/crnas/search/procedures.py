@@ -32,7 +32,7 @@ from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.loader import collate_fn
 from crnas.data.seeding import derive_seed
-from crnas.data.target import filter_ignored
+from crnas.data.target import training_target
 from crnas.search.scoring import Scorer, choices_to_paths
 from crnas.search.supernet import supernet_of
 from crnas.space import sample_paths
@@ -212,8 +212,7 @@ class DifferentiableSearch:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, ARCH_BATCH, step))
         picks = torch.randperm(n, generator=generator)[: self.batch_size].tolist()
         images, targets = collate_fn([self.archval.load(i) for i in picks])
-        to = lambda t: {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in filter_ignored(t).items()}  # noqa: E731
-        return [im.to(self.device) for im in images], [to(t) for t in targets]
+        return [im.to(self.device) for im in images], [training_target(t, self.device) for t in targets]
 
     def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None:
         supernet = supernet_of(model)
