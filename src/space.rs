@@ -78,8 +78,8 @@ impl StageSpace {
             set.sort_unstable();
             set.dedup();
         }
-        // Validate the width once through an architecture.
-        Architecture::new(family, family.baseline_blocks().to_vec(), None, width)?;
+        // The baseline at this width (which validates the width).
+        let base = Architecture::new(family, family.baseline_blocks().to_vec(), None, width)?;
         let product: usize = choices.iter().map(Vec::len).product();
         ensure!(product <= 10_000_000, CrnasError::value("choices", "at most 10^7 combinations", product));
         let budget = match (blocks, macs_tolerance) {
@@ -89,8 +89,6 @@ impl StageSpace {
                     tolerance.is_finite() && tolerance >= 0.0,
                     CrnasError::value("flops_tolerance", "a relative tolerance >= 0 (e.g. 0.01)", tolerance)
                 );
-                let mut base = Architecture::baseline(family);
-                base.width = width;
                 let target = total_macs(&base, input_size, None, &backbone_only())?;
                 Budget::Macs { target, tolerance, input_size }
             }
@@ -183,30 +181,32 @@ impl StageSpace {
         Ok((0..k).map(|_| self.allocations[rng.random_range(0..self.len())]).collect())
     }
 
+    /// Running totals over the allocations of their joint-space sizes, 3^(blocks) each (one
+    /// dilation per block).
+    fn cumulative_joint_sizes(&self) -> Result<Vec<u128>> {
+        let mut total: u128 = 0;
+        self.allocations
+            .iter()
+            .map(|a| {
+                total = (DILATIONS.len() as u128)
+                    .checked_pow(a.iter().sum::<usize>() as u32)
+                    .and_then(|w| total.checked_add(w))
+                    .ok_or_else(|| CrnasError::value("space", "a joint space smaller than 2^128", "an overflow"))?;
+                Ok(total)
+            })
+            .collect()
+    }
+
     /// Size of the joint space: Σ over allocations of 3^(blocks), one dilation per block.
     pub fn joint_size(&self) -> Result<u128> {
-        let mut total: u128 = 0;
-        for a in &self.allocations {
-            let n = a.iter().sum::<usize>() as u32;
-            let ways = (DILATIONS.len() as u128)
-                .checked_pow(n)
-                .and_then(|w| total.checked_add(w))
-                .ok_or_else(|| CrnasError::value("space", "a joint space smaller than 2^128", "an overflow"))?;
-            total = ways;
-        }
-        Ok(total)
+        Ok(self.cumulative_joint_sizes()?.last().copied().unwrap_or(0))
     }
 
     /// `k` architectures (allocation and dilations) drawn uniformly from the joint space.
     pub fn sample_architectures(&self, k: usize, seed: u64) -> Result<Vec<Architecture>> {
         self.non_empty()?;
-        let total = self.joint_size()?;
-        let mut cumulative = Vec::with_capacity(self.len());
-        let mut acc: u128 = 0;
-        for a in &self.allocations {
-            acc += (DILATIONS.len() as u128).pow(a.iter().sum::<usize>() as u32);
-            cumulative.push(acc);
-        }
+        let cumulative = self.cumulative_joint_sizes()?;
+        let total = *cumulative.last().expect("non-empty space");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..k)
             .map(|_| {
