@@ -13,30 +13,19 @@ use crate::error::{ensure, CrnasError, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
-/// Where a layer sits in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+/// Where a layer sits in the network (serialised as its [`Part::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
-    #[serde(rename = "stem")]
     Stem,
-    #[serde(rename = "C2")]
     C2,
-    #[serde(rename = "C3")]
     C3,
-    #[serde(rename = "C4")]
     C4,
-    #[serde(rename = "C5")]
     C5,
-    #[serde(rename = "classifier")]
     Classifier,
-    #[serde(rename = "fpn")]
     Fpn,
-    #[serde(rename = "rpn")]
     Rpn,
-    #[serde(rename = "roi_box_head")]
     RoiBox,
-    #[serde(rename = "roi_mask_head")]
     RoiMask,
-    #[serde(rename = "dense_head")]
     DenseHead,
 }
 
@@ -59,18 +48,26 @@ impl Part {
     const STAGES: [Part; 4] = [Part::C2, Part::C3, Part::C4, Part::C5];
 }
 
-/// Detection models the accountant knows (torchvision's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Detection models the accountant knows (torchvision's; serialised as their [`Detector::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detector {
-    #[serde(rename = "faster_rcnn_fpn")]
     FasterRcnnFpn,
-    #[serde(rename = "mask_rcnn_fpn")]
     MaskRcnnFpn,
-    #[serde(rename = "retinanet_fpn")]
     RetinanetFpn,
-    #[serde(rename = "fcos_fpn")]
     FcosFpn,
 }
+
+/// Serialise as the `name()` string: one spelling for Python, JSON and tables.
+macro_rules! serialize_as_name {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
+    )*};
+}
+serialize_as_name!(Part, Detector);
 
 impl Detector {
     pub const ALL: [Detector; 4] = [Detector::FasterRcnnFpn, Detector::MaskRcnnFpn, Detector::RetinanetFpn, Detector::FcosFpn];
