@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 __all__ = ["load_backbone"]
 
@@ -48,7 +47,7 @@ def load_backbone(
     ``C3..C5`` and ``P3..P7``. BatchNorm statistics load into ``nn.BatchNorm2d`` (``FrozenBatchNorm2d``
     checkpoints fit too): run the result in eval mode.
     """
-    from crnas.detection import cr_backbone_with_fpn
+    from crnas.detection import cr_backbone_with_fpn, fpn_extra_blocks, fpn_returned_layers
 
     state = _state_dict(checkpoint) if checkpoint is not None else {}
     inner = state.get("fpn.inner_blocks.0.0.weight")
@@ -56,11 +55,12 @@ def load_backbone(
         fpn_channels = int(inner.shape[0]) if inner is not None else 256
     elif inner is not None and inner.shape[0] != fpn_channels:
         raise ValueError(f"fpn_channels: expected {inner.shape[0]} (the checkpoint's), got {fpn_channels}")
-    dense = "fpn.extra_blocks.p6.weight" in state
+    # RetinaNet / FCOS checkpoints carry P6/P7; both lay out their FPN alike (as do R-CNNs).
+    detector = "retinanet_fpn" if "fpn.extra_blocks.p6.weight" in state else "faster_rcnn_fpn"
     torch.manual_seed(seed)
     model = cr_backbone_with_fpn(
         arch, trainable_layers=5, norm_layer=nn.BatchNorm2d, out_channels=fpn_channels,
-        returned_layers=[2, 3, 4] if dense else None, extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels) if dense else None,
+        returned_layers=fpn_returned_layers(detector), extra_blocks=fpn_extra_blocks(detector, fpn_channels),
     )
     if checkpoint is None:
         return model
