@@ -8,14 +8,14 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from crnas.analysis._figure import dilation_colour, new_figure, save
-from crnas.analysis.compare import BACKBONE_PARTS, as_architectures
+from crnas.analysis.compare import BACKBONE_PARTS, as_architectures, flops_reports
+from crnas.models import STAGE_STRIDES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["plot_allocation", "plot_macs"]
 
-_STRIDES = (4, 8, 16, 32)
 
 
 def plot_allocation(
@@ -56,7 +56,7 @@ def plot_allocation(
                 ax.text(starts[s] + b + 0.5, y, str(d), ha="center", va="center", fontsize=7)
         ax.text(-0.4, y, f"{label}\n{list(arch.blocks)}", ha="right", va="center", fontsize=9)
     for s in range(num_stages):
-        stride = f", stride {_STRIDES[s]}" if s < len(_STRIDES) else ""
+        stride = f", stride {STAGE_STRIDES[s]}" if s < len(STAGE_STRIDES) else ""
         ax.text(starts[s] + slots[s] / 2, len(rows) - 0.35, f"C{s + 2}{stride}", ha="center", va="bottom", fontsize=9)
         if s:
             ax.axvline(starts[s] - 0.5, color="grey", linestyle=":", linewidth=0.8)
@@ -92,21 +92,16 @@ def plot_macs(
         parts: keys of ``by_stage`` to draw (``"fpn"``, ``"rpn"``, ... with a detector).
         path: also write the figure there as a PNG.
     """
-    from crnas import flops
-
-    if detector is None:
-        convention.setdefault("classifier", False)
-    rows = as_architectures(archs, labels)
-    reports = {label: flops.count(arch, input_size, detector, **convention) for label, arch in rows.items()}
+    reports = {label: report for label, (_, report) in flops_reports(archs, labels, input_size, detector, convention).items()}
     unknown = [p for p in parts if not any(p in r.by_stage for r in reports.values())]
     if unknown:
         known = sorted({k for r in reports.values() for k in r.by_stage})
         raise ValueError(f"parts: expected names among {known}, got {unknown[0]!r}")
-    fig = new_figure(max(6.0, 1.0 + 0.45 * len(parts) * len(rows)), 3.6, dpi)
+    fig = new_figure(max(6.0, 1.0 + 0.45 * len(parts) * len(reports)), 3.6, dpi)
     ax = fig.add_subplot()
-    width = 0.8 / len(rows)
+    width = 0.8 / len(reports)
     for k, (label, report) in enumerate(reports.items()):
-        xs = [p + (k - (len(rows) - 1) / 2) * width for p in range(len(parts))]
+        xs = [p + (k - (len(reports) - 1) / 2) * width for p in range(len(parts))]
         bars = ax.bar(xs, [report.by_stage.get(p, 0) / 1e9 for p in parts], width, label=f"{label} (total {report.macs / 1e9:.2f} G)")
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
     ax.set_xticks(range(len(parts)), list(parts))

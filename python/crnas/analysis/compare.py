@@ -7,7 +7,7 @@ from typing import Any
 
 from crnas.analysis.table import Table
 
-__all__ = ["BACKBONE_PARTS", "as_architectures", "architecture_table", "stage_string"]
+__all__ = ["BACKBONE_PARTS", "as_architectures", "architecture_table", "flops_reports", "stage_string"]
 
 #: The backbone's parts in :func:`crnas.flops.count`'s ``by_stage``.
 BACKBONE_PARTS = ("stem", "C2", "C3", "C4", "C5")
@@ -48,6 +48,19 @@ def as_architectures(archs: Any, labels: Sequence[str] | None = None) -> dict[st
     return out
 
 
+def flops_reports(
+    archs: Any, labels: Sequence[str] | None, input_size: int | Sequence[int], detector: str | None, convention: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """``{label: (Architecture, FlopsReport)}`` of :func:`as_architectures` ``(archs, labels)``, counted by
+    :func:`crnas.flops.count` (``detector=None``: the backbone without its classifier unless
+    ``convention`` says otherwise)."""
+    from crnas import flops
+
+    if detector is None:
+        convention = {"classifier": False, **convention}
+    return {label: (arch, flops.count(arch, input_size, detector, **convention)) for label, arch in as_architectures(archs, labels).items()}
+
+
 def architecture_table(
     archs: Any,
     labels: Sequence[str] | None = None,
@@ -59,14 +72,9 @@ def architecture_table(
     """One row per architecture: blocks, dilations by stage, backbone and total GMACs, parameters, and
     the MACs difference to the first row (``detector=None``: backbone only, without the classifier).
     ``convention`` goes to :func:`crnas.flops.count` (``fpn_channels``, ``representation_size``, ...)."""
-    from crnas import flops
-
-    if detector is None:
-        convention.setdefault("classifier", False)
     rows = []
     reference = None
-    for label, arch in as_architectures(archs, labels).items():
-        report = flops.count(arch, input_size, detector, **convention)
+    for label, (arch, report) in flops_reports(archs, labels, input_size, detector, convention).items():
         reference = reference or report.macs
         rows.append({
             "name": label,

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from crnas.analysis.table import Table
+from crnas.eval.coco import METRICS
 
-__all__ = ["load_result", "result_architectures", "stage_table", "dilation_steps_table"]
+__all__ = ["load_result", "result_architectures", "stage_table", "dilation_steps_table", "beam_aps"]
 
 _REQUIRED = ("architecture", "baseline", "macs", "stage_search", "dilation_search")
-_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def load_result(path: str | PathLike[str] | dict[str, Any]) -> dict[str, Any]:
@@ -55,9 +55,15 @@ def stage_table(result: Any) -> Table:
         blocks = row["blocks"]
         rows.append({
             "rank": rank, "blocks": blocks, **{f"C{i + 2}": b for i, b in enumerate(blocks)}, "GMACs": round(row["macs"] / 1e9, 3),
-            **{m: row[m] for m in _METRICS if m in row}, "best": blocks == best, "baseline": blocks == baseline,
+            **{m: row[m] for m in METRICS if m in row}, "best": blocks == best, "baseline": blocks == baseline,
         })
     return Table(rows)
+
+
+def beam_aps(step: dict[str, Any]) -> list[float]:
+    """AP of each beam entry of a greedy dilation-search step, in beam order (best first)."""
+    scores = {tuple(c["dilations"]): c["metrics"]["AP"] for c in step["candidates"]}
+    return [scores[tuple(b)] for b in step["beam"]]
 
 
 def dilation_steps_table(result: Any) -> Table:
@@ -69,8 +75,7 @@ def dilation_steps_table(result: Any) -> Table:
     stage_of = [s for s, b in enumerate(blocks) for _ in range(b)]
     rows = []
     for step in search.get("steps", []):
-        scores = {tuple(c["dilations"]): c["metrics"]["AP"] for c in step["candidates"]}
-        beam_ap = [scores[tuple(b)] for b in step["beam"]]
+        beam_ap = beam_aps(step)
         best = step["beam"][0]
         rows.append({
             "step": step["step"], "block": step["step"] + 1, "stage": f"C{stage_of[step['step']] + 2}",

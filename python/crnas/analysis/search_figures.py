@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from crnas.analysis._figure import dilation_colour, new_figure, save
 from crnas.analysis.architecture_figures import plot_allocation, plot_macs
-from crnas.analysis.results import load_result, result_architectures
+from crnas.analysis.results import beam_aps, load_result, result_architectures
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -96,11 +96,10 @@ def plot_dilation_search(result: Any, *, dpi: int = 100, path: str | PathLike[st
             raise ValueError("result: expected dilation_search.steps (greedy) or probabilities (differentiable), got neither")
         for step in steps:
             x = step["step"] + 1
-            beam = {tuple(b) for b in step["beam"]}
-            aps = [(c["metrics"]["AP"], tuple(c["dilations"]) in beam) for c in step["candidates"]]
-            ax.plot([x] * len(aps), [a for a, _ in aps], ".", color="#bbbbbb", markersize=6)
-            ax.plot([x] * len(beam), [a for a, in_beam in aps if in_beam], ".", color="#1f77b4", markersize=7)
-        best = [next(c["metrics"]["AP"] for c in s["candidates"] if c["dilations"] == s["beam"][0]) for s in steps]
+            aps, in_beam = [c["metrics"]["AP"] for c in step["candidates"]], beam_aps(step)
+            ax.plot([x] * len(aps), aps, ".", color="#bbbbbb", markersize=6)
+            ax.plot([x] * len(in_beam), in_beam, ".", color="#1f77b4", markersize=7)
+        best = [beam_aps(s)[0] for s in steps]
         ax.plot(range(1, len(steps) + 1), best, "-", color="#d62728", linewidth=1.2, label="best prefix")
         for s, ap in zip(steps, best):
             d = s["beam"][0][-1]

@@ -11,10 +11,6 @@ if TYPE_CHECKING:
     from crnas._core import Architecture
     from crnas.weights import InheritReport
 
-#: Output stride of C2..C5 (the same for every CR architecture: reallocation moves blocks and
-#: dilations, never strides).
-STAGE_STRIDES = (4, 8, 16, 32)
-
 
 def architecture(arch: Any, width: float | None = None, *, resnet_only: bool = False, hint: str = "") -> Architecture:
     """``arch`` as an :class:`~crnas.Architecture` (anything ``crnas.models.get_architecture`` takes),

@@ -58,8 +58,8 @@ except ModuleNotFoundError as err:  # only a missing detectron2; its own broken 
         "(see https://detectron2.readthedocs.io/en/latest/tutorials/install.html)"
     ) from err
 
-from crnas.integrations._common import STAGE_STRIDES, architecture, inherited_state_dict, stem_conv
-from crnas.models import build
+from crnas.integrations._common import architecture, inherited_state_dict, stem_conv
+from crnas.models import STAGE_STRIDES, build
 
 __all__ = [
     "CRResNetBackbone",

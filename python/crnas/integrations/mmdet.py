@@ -43,8 +43,9 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from crnas.integrations._common import STAGE_STRIDES, architecture, inherited_state_dict
-from crnas.models import BasicBlock, Bottleneck, build
+from crnas.integrations._common import architecture, inherited_state_dict
+from crnas.models import STAGE_STRIDES, build
+from crnas.models.resnet import zero_init_residual_
 
 __all__ = ["CRResNet", "save_inherited_checkpoint"]
 
@@ -119,10 +120,7 @@ class CRResNet(BaseModule):
         self.out_channels: list[int] = [self.stage_channels[i] for i in out_indices]
         self.out_strides: list[int] = [STAGE_STRIDES[i] for i in out_indices]
         if init_cfg is None and zero_init_residual:
-            for m in self.modules():
-                last = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
-                if last is not None and getattr(last, "weight", None) is not None:
-                    torch.nn.init.zeros_(last.weight)
+            zero_init_residual_(self)
         self._freeze_stages()
 
     @property

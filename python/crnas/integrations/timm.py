@@ -39,8 +39,8 @@ from timm.layers import SelectAdaptivePool2d
 from timm.models import build_model_with_cfg, generate_default_cfgs, is_model, model_entrypoint, register_model
 from torch import Tensor, nn
 
-from crnas.integrations._common import STAGE_STRIDES, architecture, stem_conv
-from crnas.models import CRMobileNetV2, CRResNet
+from crnas.integrations._common import architecture, stem_conv
+from crnas.models import STAGE_STRIDES, CRMobileNetV2, CRResNet
 from crnas.weights import TORCHVISION_NAMES
 
 __all__ = ["FEATURES_ONLY", "MODEL_NAMES", "TimmCRMobileNetV2", "TimmCRResNet", "register"]

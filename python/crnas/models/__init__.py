@@ -4,6 +4,7 @@ from crnas.models.mobilenetv2 import CRMobileNetV2, InvertedResidual
 from crnas.models.registry import (
     MODELS,
     PAPER_ARCHITECTURES,
+    STAGE_STRIDES,
     CRResNet50,
     MobileNetV2,
     ResNet18,
@@ -28,6 +29,7 @@ __all__ = [
     "list_models",
     "MODELS",
     "PAPER_ARCHITECTURES",
+    "STAGE_STRIDES",
     "CRResNet",
     "CRMobileNetV2",
     "BasicBlock",

@@ -32,6 +32,7 @@ __all__ = [
     "get_model",
     "MODELS",
     "PAPER_ARCHITECTURES",
+    "STAGE_STRIDES",
     "ResNet18",
     "ResNet50",
     "ResNet101",
@@ -44,6 +45,9 @@ __all__ = [
 
 #: Architectures published in the paper (Fig. 4), by name.
 PAPER_ARCHITECTURES = ("scr_resnet50", "cr_resnet50")
+#: Output stride of C2..C5 (the same for every CR architecture: reallocation moves blocks and
+#: dilations, never strides).
+STAGE_STRIDES = (4, 8, 16, 32)
 FAMILIES = ("resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BasicBlock", "Bottleneck", "CRResNet"]
+__all__ = ["BasicBlock", "Bottleneck", "CRResNet", "zero_init_residual_"]
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -116,6 +116,15 @@ def make_block(spec: Mapping[str, Any], norm_layer: NormLayer) -> nn.Module:
     raise ValueError(f"layout: expected ResNet blocks ('basic' or 'bottleneck'), got {spec['type']!r}")
 
 
+def zero_init_residual_(module: nn.Module) -> None:
+    """Zero the last norm's scale of every residual branch in ``module`` (``bn3`` of a
+    :class:`Bottleneck`, ``bn2`` of a :class:`BasicBlock`), so each block starts as the identity."""
+    for m in module.modules():
+        last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
+        if isinstance(m, (Bottleneck, BasicBlock)) and isinstance(getattr(last, "weight", None), nn.Parameter):
+            nn.init.constant_(last.weight, 0)
+
+
 class CRResNet(nn.Module):
     """A ResNet/ResNeXt with any blocks per stage and a dilation per block.
 
@@ -163,10 +172,7 @@ class CRResNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
-            for m in self.modules():
-                last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
-                if isinstance(m, (Bottleneck, BasicBlock)) and isinstance(getattr(last, "weight", None), nn.Parameter):
-                    nn.init.constant_(last.weight, 0)
+            zero_init_residual_(self)
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """C2..C5 feature maps ``[Tensor[N, C_i, H/2^(i+1), W/2^(i+1)]]``."""
