@@ -43,12 +43,11 @@ def _fail(arg: str, expected: str, got: object, exc: type[Exception] = ValueErro
     raise exc(f"{arg}: expected {expected}, got {got}")
 
 
-def _check_int(arg: str, value: object, minimum: int) -> int:
+def _check_int(arg: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(arg, "an int", type(value).__name__, TypeError)
     if value < minimum:  # type: ignore[operator]
         _fail(arg, f"an int >= {minimum}", value)
-    return value  # type: ignore[return-value]
 
 
 def _validate(
@@ -59,8 +58,8 @@ def _validate(
     dilations: Sequence[int],
     stride: int,
     groups: int,
-) -> tuple[int, ...]:
-    """Check every argument; return the output shape ``(N, O, Ho, Wo)``."""
+) -> None:
+    """Check every argument (a ``TypeError``/``ValueError`` naming the first bad one)."""
     for name, t in (("input", input), ("weight", weight), ("mix", mix)):
         if not isinstance(t, Tensor):
             _fail(name, "a torch.Tensor", type(t).__name__, TypeError)
@@ -105,7 +104,6 @@ def _validate(
         _fail("mix", f"shape [{nd}] (one weight per dilation) or [{n}, {nd}] (per sample)", f"shape {list(mix.shape)}")
     if bias is not None and tuple(bias.shape) != (o,):
         _fail("bias", f"shape [{o}] (one value per output channel)", f"shape {list(bias.shape)}")
-    return (n, o, output_size(h, stride), output_size(w, stride))
 
 
 # --- the registered ops -------------------------------------------------------------------------
