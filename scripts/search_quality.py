@@ -21,7 +21,7 @@ import torch
 
 
 def main() -> None:
-    from crnas import Architecture, flops
+    from crnas.analysis.results import load_result, result_architectures
     from crnas.data import SyntheticDetection
     from crnas.detection import build_detector
     from crnas.eval import coco_eval
@@ -38,16 +38,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = ap.parse_args()
 
-    result = json.loads(args.result.read_text())
+    result = load_result(args.result)
     config = SearchConfig.from_dict(result["config"])
-    found = Architecture.from_json(json.dumps(result["architecture"]))
-    baseline = Architecture.from_json(json.dumps(result["baseline"]))
+    archs = result_architectures(result)
     size = int(config.data.get("image_size", config.max_size))
     train_set = SyntheticDetection(args.train_images, image_size=(size, size), seed=args.data_seed)
     val_set = SyntheticDetection(args.val_images, image_size=(size, size), seed=args.data_seed + 1)
-    convention = dict(fpn_channels=config.fpn_channels, representation_size=config.representation_size)
     rows = []
-    for name, arch in (("baseline", baseline), ("searched", found)):
+    for name, key in (("baseline", "baseline"), ("searched", "found")):
+        arch = archs[key]
         aps = []
         for seed in args.seeds:
             run_dir = args.out / f"{name}-seed{seed}"
@@ -65,7 +64,7 @@ def main() -> None:
             metrics = coco_eval(model, val_set, batch_size=config.eval_batch_size)
             aps.append(metrics)
             print(f"{name} seed {seed}: AP {100 * metrics['AP']:.2f} (AP50 {100 * metrics['AP50']:.2f}) in {time.time() - t0:.0f} s", flush=True)
-        macs = flops.count(arch, config.macs_input, config.detector, **convention).macs
+        macs = result["macs"][key]  # the search counted both at config.macs_input with the detector's convention
         rows.append({"model": name, "blocks": arch.blocks, "dilations": arch.stage_dilations, "macs": macs, "runs": aps})
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"result": str(args.result), "args": vars(args) | {"out": str(args.out), "result": str(args.result)}, "rows": rows}
