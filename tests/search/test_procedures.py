@@ -31,18 +31,18 @@ class FakeScorer:
         if self.budget is not None and len(self.calls) >= self.budget:
             raise KeyboardInterrupt("killed")
 
-    def score_candidates(self, prefixes, step, *, joint=True, common_random=True):
+    def evaluate_candidates(self, prefixes, step, *, joint=True, common_random=True):
         out = []
         for p in prefixes:
             self._tick()
             self.calls.append(tuple(p))
-            out.append({"AP": sum(d == w for d, w in zip(p, WEIGHTS)) / 10 + 0.001 * (p[-1] == 2)})
+            out.append(({"AP": sum(d == w for d, w in zip(p, WEIGHTS)) / 10 + 0.001 * (p[-1] == 2)}, []))
         return out
 
-    def score_allocation(self, blocks):
+    def evaluate_allocation(self, blocks):
         self._tick()
         self.calls.append(tuple(blocks))
-        return {"AP": -abs(blocks[0] - 2) - abs(blocks[3] - 6) + 0.01 * blocks[1]}
+        return {"AP": -abs(blocks[0] - 2) - abs(blocks[3] - 6) + 0.01 * blocks[1]}, []
 
 
 def test_beam_search_bookkeeping(tmp_path):

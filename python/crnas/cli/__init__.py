@@ -22,6 +22,7 @@ COMMANDS = {
     "eval": "eval",
     "erf": "erf",
     "plot": "plot",
+    "audit": "audit",
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from crnas.data.spec import load_dataset
+
 __all__ = ["add_data_arguments", "data_spec", "load_dataset"]
 
 
@@ -30,18 +32,3 @@ def data_spec(args: argparse.Namespace, defaults: dict[str, Any] | None = None) 
         size = args.image_size or defaults.get("image_size", 384)
         return {"kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed}
     raise ValueError("data: expected one of --synthetic, --coco ANN IMAGES or --voc ROOT")
-
-
-def load_dataset(spec: dict[str, Any]) -> Any:
-    """The dataset a :func:`data_spec` describes."""
-    from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
-
-    kind = spec.get("kind")
-    if kind == "synthetic":
-        size = int(spec["image_size"])
-        return SyntheticDetection(int(spec["num_images"]), image_size=(size, size), seed=int(spec.get("seed", 0)))
-    if kind == "coco":
-        return CocoDataset(spec["ann_file"], spec["image_root"])
-    if kind == "voc":
-        return VOCDataset(spec["root"], image_set=spec.get("image_set"))
-    raise ValueError(f"data: expected kind synthetic, coco or voc, got {kind!r}")

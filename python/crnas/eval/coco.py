@@ -26,7 +26,7 @@ from torch import nn
 from crnas.data.base import DetectionDataset
 from crnas.eval.detections import Record, collect_detections, ground_truth
 
-__all__ = ["METRICS", "coco_eval", "score_detections"]
+__all__ = ["METRICS", "coco_eval", "coco_evaluator", "score_detections"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +57,10 @@ def _coco(images: list[dict[str, Any]], categories: list[dict[str, Any]], annota
     return coco
 
 
-def score_detections(detections: Sequence[Record], dataset: DetectionDataset) -> dict[str, float]:
-    """COCO box metrics of ``detections`` (records of :func:`collect_detections`) against ``dataset``.
+def coco_evaluator(detections: Sequence[Record], dataset: DetectionDataset) -> COCOeval:
+    """A pycocotools ``COCOeval`` (bbox) of ``detections`` against ``dataset``, ready to ``evaluate()``.
 
-    Only the images with a record are scored, so the records of several ``collect_detections`` calls
-    (e.g. one per mini-batch and sub-network) can be concatenated and scored as one set.
+    Only the images with a record take part, each as its ``image_id`` in the dataset.
     """
     pairs = ground_truth(detections, dataset)
     cat_id = dataset.label_to_cat_id
@@ -86,13 +85,22 @@ def score_detections(detections: Sequence[Record], dataset: DetectionDataset) ->
                 "id": len(dts) + 1, "image_id": target["image_id"], "category_id": cat_id[label],
                 "bbox": xywh, "score": score, "area": xywh[2] * xywh[3], "iscrowd": 0,
             })
-    evaluator = _COCOevalIgnoringDifficult(_coco(images, categories, gts), _coco(images, categories, dts), "bbox")
+    return _COCOevalIgnoringDifficult(_coco(images, categories, gts), _coco(images, categories, dts), "bbox")
+
+
+def score_detections(detections: Sequence[Record], dataset: DetectionDataset) -> dict[str, float]:
+    """COCO box metrics of ``detections`` (records of :func:`collect_detections`) against ``dataset``.
+
+    Only the images with a record are scored, so the records of several ``collect_detections`` calls
+    (e.g. one per mini-batch and sub-network) can be concatenated and scored as one set.
+    """
+    evaluator = coco_evaluator(detections, dataset)
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    logger.debug("pycocotools on %d images, %d detections:\n%s", len(images), len(dts), log.getvalue())
+    logger.debug("pycocotools on %d images:\n%s", len(evaluator.params.imgIds), log.getvalue())
     return {name: float(value) for name, value in zip(METRICS, evaluator.stats[: len(METRICS)])}
 
 

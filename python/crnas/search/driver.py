@@ -32,6 +32,7 @@ from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.flops import DETECTORS
+from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
 from crnas.search.procedures import DifferentiableSearch, PathSampler, StageSampler, greedy_dilation_search, stage_search
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
@@ -42,6 +43,7 @@ __all__ = ["SearchConfig", "PRESETS", "preset", "run_search", "data_fingerprint"
 logger = logging.getLogger(__name__)
 
 INIT = 31  # derive_seed stream of the supernet initialisation
+CONFIDENCE = 32  # derive_seed stream of the bootstrap resamples
 
 METHODS = ("greedy", "differentiable")
 
@@ -78,6 +80,8 @@ class SearchConfig:
     recal_batches: int = 4
     eval_batch_size: int = 2
     beam: int = 3
+    #: Bootstrap resamples of archval behind every confidence interval of the search.
+    bootstrap_resamples: int = 1000
     #: Score the candidates of a greedy step together in one pass (per-sample paths through the fused
     #: op, shared BN recalibration) instead of one by one. Off for the CPU presets, where one by one
     #: measured faster (benches/bench_search.py); on for ``paper`` (GPUs, large batches).
@@ -105,7 +109,9 @@ class SearchConfig:
             raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {self.detector!r}")
         if self.budget is not None and self.flops_tolerance is not None:
             raise ValueError("budget, flops_tolerance: expected at most one of them, got both")
-        for name in ("stage_iterations", "op_iterations", "batch_size", "eval_batch_size", "recal_batches", "beam", "checkpoint_every"):
+        for name in (
+            "stage_iterations", "op_iterations", "batch_size", "eval_batch_size", "recal_batches", "beam", "checkpoint_every", "bootstrap_resamples",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
 
@@ -227,6 +233,20 @@ def _train(
     )
 
 
+def _log_confidence(conf: Confidence | None, what: str, baseline_name: str = "the baseline") -> None:
+    if conf is None:
+        logger.info("%s: no kept detections, no confidence interval", what)
+        return
+    logger.info("%s", conf.summary(what))
+    if not conf.lead.significant:
+        logger.warning("%s: the winner cannot be told apart from %s; %s", what, baseline_name, NOISE_ADVICE)
+
+
+def _last_confidence(steps: list[dict[str, Any]]) -> Confidence | None:
+    last = steps[-1].get("confidence") if steps else None
+    return None if last is None else Confidence.from_dict(last)
+
+
 def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
@@ -272,10 +292,16 @@ def run_search(
     # 2. stage search
     t0 = time.time()
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
-    table = stage_search(scorer, space, out / "stage_search.jsonl", macs=allocation_macs, progress=progress)
+    stage_store = DetectionStore(out / "detections" / "stage")
+    table = stage_search(scorer, space, out / "stage_search.jsonl", macs=allocation_macs, progress=progress, store=stage_store)
     best_blocks = table[0]["blocks"]
     timing["stage_search_s"] = time.time() - t0
     logger.info("stage search: best allocation %s (AP %.4f)", best_blocks, table[0]["metrics"]["AP"])
+    baseline = Architecture.baseline(config.family).replace(width=config.width)
+    stage_conf = stage_confidence(
+        table, stage_store, archval, baseline.blocks, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE)
+    )
+    _log_confidence(stage_conf, "stage search")
 
     # 3. operation supernet, from the stage supernet's weights
     t0 = time.time()
@@ -309,14 +335,23 @@ def run_search(
             "probabilities": differentiable.probabilities().tolist(),
         }
     else:
+        step_store = DetectionStore(out / "detections" / "dilation")
         greedy = greedy_dilation_search(
-            scorer, out / "dilation_search.jsonl", k=config.beam, joint=config.joint, common_random=config.common_random, progress=progress
+            scorer, out / "dilation_search.jsonl", k=config.beam, joint=config.joint, common_random=config.common_random, progress=progress,
+            store=step_store,
         )
+        for step in greedy["steps"]:
+            ranked = sorted(step["candidates"], key=lambda c: (-c["metrics"]["AP"], c["dilations"]))
+            conf = step_confidence(
+                [c["dilations"] for c in step["candidates"]], [c["dilations"] for c in ranked[:2]], step_store.load(step_key(step["step"])),
+                archval, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE, step["step"] + 1),
+            )
+            step["confidence"] = None if conf is None else conf.to_dict()
+        _log_confidence(_last_confidence(greedy["steps"]), "dilation search (last step)", baseline_name="the runner-up")
         dilation_result = {"method": "greedy", **greedy}
     timing["dilation_search_s"] = time.time() - t0
 
     found = space.architecture(best_blocks, dilation_result["dilations"])
-    baseline = Architecture.baseline(config.family).replace(width=config.width)
     macs = lambda a: flops.count(a, config.macs_input, config.detector, **convention).macs  # noqa: E731
     result = {
         "architecture": json.loads(found.to_json()),
@@ -328,6 +363,7 @@ def run_search(
         "stage_search": {
             "best": best_blocks,
             "allocations": [{"blocks": r["blocks"], "macs": r["macs"], **r["metrics"]} for r in table],
+            "confidence": None if stage_conf is None else stage_conf.to_dict(),
         },
         "dilation_search": dilation_result,
         "space": {"family": space.family, "choices": space.choices, "budget": space.budget, "width": space.width, "size": len(space)},

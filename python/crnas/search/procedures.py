@@ -33,6 +33,7 @@ from crnas.data.base import DetectionDataset
 from crnas.data.loader import collate_fn
 from crnas.data.seeding import derive_seed
 from crnas.data.target import training_target
+from crnas.search.confidence import DetectionStore, allocation_key, step_key
 from crnas.search.scoring import Scorer, choices_to_paths
 from crnas.search.supernet import supernet_of
 from crnas.space import sample_paths
@@ -118,10 +119,12 @@ def stage_search(
     *,
     macs: Sequence[int] | None = None,
     progress: bool = True,
+    store: DetectionStore | None = None,
 ) -> list[dict[str, Any]]:
     """Score every feasible allocation of ``space`` (Eq. 1); returns the table, best AP first.
 
     Each row: ``blocks``, ``metrics`` (COCO AP, AP50, …), ``macs`` (when given, per allocation).
+    With ``store``, each allocation's archval detections are kept (for :mod:`crnas.search.confidence`).
     """
     log = FilePath(log)
     _truncate_torn_line(log)
@@ -131,7 +134,9 @@ def stage_search(
     for i, blocks in enumerate(bar):
         if tuple(blocks) in done:
             continue
-        metrics = scorer.score_allocation(blocks)
+        metrics, detections = scorer.evaluate_allocation(blocks)
+        if store is not None:
+            store.save(allocation_key(blocks), detections)
         record = {"blocks": blocks, "metrics": metrics, "macs": int(macs[i]) if macs is not None else None}
         append_log(log, record)
         done[tuple(blocks)] = record
@@ -148,12 +153,14 @@ def greedy_dilation_search(
     joint: bool = True,
     common_random: bool = True,
     progress: bool = True,
+    store: DetectionStore | None = None,
 ) -> dict[str, Any]:
     """Algorithm 1: the top-``k`` beam over the current allocation's blocks, one block per step.
 
     At step ``i`` every beam entry is extended by each dilation of block ``i`` and scored with the
-    remaining blocks completed at random per archval mini-batch (:meth:`Scorer.score_candidates`);
+    remaining blocks completed at random per archval mini-batch (:meth:`Scorer.evaluate_candidates`);
     the ``k`` best extensions form the next beam. Returns the best full assignment and the steps.
+    With ``store``, each step's archval detections (all candidates) are kept.
     """
     if k < 1:
         raise ValueError(f"k: expected an int >= 1, got {k}")
@@ -168,7 +175,10 @@ def greedy_dilation_search(
     ) as bar:
         for step in range(len(steps), num_blocks):
             candidates = [prefix + [d] for prefix in beam for d in supernet.dilations]
-            metrics = scorer.score_candidates(candidates, step, joint=joint, common_random=common_random)
+            scored = scorer.evaluate_candidates(candidates, step, joint=joint, common_random=common_random)
+            metrics, detections = [m for m, _ in scored], [d for _, d in scored]
+            if store is not None:
+                store.save(step_key(step), detections)
             ranked = sorted(zip(candidates, metrics), key=lambda cm: (-cm[1]["AP"], cm[0]))
             beam = [c for c, _ in ranked[:k]]
             record = {"step": step, "candidates": [{"dilations": c, "metrics": m} for c, m in zip(candidates, metrics)], "beam": beam}

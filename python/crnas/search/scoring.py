@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,7 @@ from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.eval import collect_detections, score_detections
-from crnas.eval.detections import detection_record
+from crnas.eval.detections import Record, detection_record
 from crnas.search.supernet import Path, SuperNet, supernet_of
 
 __all__ = ["Scorer", "recalibrate_bn", "choices_to_paths"]
@@ -124,7 +123,7 @@ class Scorer:
     def _batch_indices(self, b: int) -> list[int]:
         return list(range(b * self.batch_size, min(len(self.archval), (b + 1) * self.batch_size)))
 
-    def _collect(self, before_batch: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    def _collect(self, before_batch: Callable[[int], None] | None = None) -> list[Record]:
         """Detections on this process's archval mini-batches, gathered from every process;
         ``before_batch(b)`` gets the global mini-batch index."""
         indices = [i for b in self.val_batches for i in self._batch_indices(b)]
@@ -136,11 +135,17 @@ class Scorer:
 
     # -- stage level ---------------------------------------------------------------------------------
 
-    def score_allocation(self, blocks: Sequence[int]) -> dict[str, float]:
-        """AP of the allocation ``blocks`` (all dilations 1) with recalibrated BatchNorm."""
+    def evaluate_allocation(self, blocks: Sequence[int]) -> tuple[dict[str, float], list[Record]]:
+        """COCO metrics and archval detections of the allocation ``blocks`` (all dilations 1) with
+        recalibrated BatchNorm."""
         self.supernet.set_allocation(blocks)
         recalibrate_bn(self.model, self.recal_images)
-        return score_detections(self._collect(), self.archval)
+        records = self._collect()
+        return score_detections(records, self.archval), records
+
+    def score_allocation(self, blocks: Sequence[int]) -> dict[str, float]:
+        """AP of the allocation ``blocks`` (:meth:`evaluate_allocation` without the detections)."""
+        return self.evaluate_allocation(blocks)[0]
 
     # -- operation level -----------------------------------------------------------------------------
 
@@ -164,25 +169,35 @@ class Scorer:
             rows.append(torch.cat([torch.tensor([index[d] for d in prefix], dtype=torch.long), rest]))
         return torch.stack(rows)
 
-    def score_candidates(
+    def evaluate_candidates(
         self, prefixes: Sequence[Sequence[int]], step: int, *, joint: bool = True, common_random: bool = True
-    ) -> list[dict[str, float]]:
-        """AP of each partial dilation assignment in ``prefixes`` (dilation values of the first blocks),
-        the other blocks completed at random per archval mini-batch; one AP over all mini-batches."""
+    ) -> list[tuple[dict[str, float], list[Record]]]:
+        """COCO metrics (one AP over all archval mini-batches) and archval detections of each partial
+        dilation assignment in ``prefixes`` (dilation values of the first blocks), the other blocks
+        completed at random per archval mini-batch."""
         if not prefixes:
             return []
         if joint:
-            return self._score_jointly(prefixes, step, common_random)
-        return [self._score_one(prefixes, c, step, common_random) for c in range(len(prefixes))]
+            detections = self._detect_jointly(prefixes, step, common_random)
+        else:
+            detections = [self._detect_one(prefixes, c, step, common_random) for c in range(len(prefixes))]
+        return [(score_detections(d, self.archval), d) for d in detections]
 
-    def _score_one(self, prefixes: Sequence[Sequence[int]], c: int, step: int, common_random: bool) -> dict[str, float]:
+    def score_candidates(
+        self, prefixes: Sequence[Sequence[int]], step: int, *, joint: bool = True, common_random: bool = True
+    ) -> list[dict[str, float]]:
+        """AP of each partial dilation assignment in ``prefixes`` (:meth:`evaluate_candidates` without
+        the detections)."""
+        return [m for m, _ in self.evaluate_candidates(prefixes, step, joint=joint, common_random=common_random)]
+
+    def _detect_one(self, prefixes: Sequence[Sequence[int]], c: int, step: int, common_random: bool) -> list[Record]:
         def paths(batch: tuple[int, int]) -> list[Path]:
             return choices_to_paths(self._choices(prefixes[c : c + 1], step, batch, common_random, first=c), len(self.supernet.dilations))
 
         recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
-        return score_detections(self._collect(lambda b: self.supernet.set_paths(paths((0, b)))), self.archval)
+        return self._collect(lambda b: self.supernet.set_paths(paths((0, b))))
 
-    def _score_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[dict[str, float]]:
+    def _detect_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[list[Record]]:
         k = len(prefixes)
         num_choices = len(self.supernet.dilations)
 
@@ -196,7 +211,7 @@ class Scorer:
             return images * k
 
         recalibrate_bn(self.model, self.recal_images, recal_batch)
-        records: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+        records: list[list[Record]] = [[] for _ in range(k)]
         was_training = self.model.training
         self.model.eval()
         try:
@@ -212,4 +227,4 @@ class Scorer:
                         records[c].append(detection_record(indices[i], image_ids[i], out))
         finally:
             self.model.train(was_training)
-        return [score_detections(distributed.all_gather_lists(r), self.archval) for r in records]
+        return [distributed.all_gather_lists(r) for r in records]

@@ -1,0 +1,25 @@
+"""Data specs: the JSON-able description of a dataset that searches and runs record (``{"kind": ...}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crnas.data.base import DetectionDataset
+
+__all__ = ["load_dataset"]
+
+
+def load_dataset(spec: dict[str, Any]) -> DetectionDataset:
+    """The dataset a spec describes: ``{"kind": "synthetic", "num_images", "image_size", "seed"}``,
+    ``{"kind": "coco", "ann_file", "image_root"}`` or ``{"kind": "voc", "root", "image_set"}``."""
+    from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
+
+    kind = spec.get("kind")
+    if kind == "synthetic":
+        size = int(spec["image_size"])
+        return SyntheticDetection(int(spec["num_images"]), image_size=(size, size), seed=int(spec.get("seed", 0)))
+    if kind == "coco":
+        return CocoDataset(spec["ann_file"], spec["image_root"])
+    if kind == "voc":
+        return VOCDataset(spec["root"], image_set=spec.get("image_set"))
+    raise ValueError(f"data: expected kind synthetic, coco or voc, got {kind!r}")

@@ -1,0 +1,515 @@
+"""The ground truth for a finished search: does its supernet rank architectures the way training does?
+
+:func:`run_audit` picks allocations from the stage table (stratified over the supernet's ranking; always
+the winner, the baseline and the worst), trains each **stand-alone** from scratch with one schedule and
+the search's own detector settings on the search's archtrain images, evaluates them on images the search
+never scored, and compares: Kendall τ and Spearman ρ between supernet AP and stand-alone AP, each with
+a paired bootstrap confidence interval over the allocations (``scipy.stats``), how many of the
+supernet's top 3 are training's top 3, and the regret of the search's pick (best stand-alone AP minus the
+pick's). The same for the dilation search: the final beam's assignments and all-dilation-1, re-scored
+with the operation supernet and trained stand-alone on the found allocation.
+
+Stand-alone runs are the expensive part and do not depend on the supernet, so they live in a cache
+(:class:`StandaloneCache`) keyed by everything that determines them — the training and evaluation
+data's fingerprints, the schedule, the detector settings, the architecture and the seed — and audits
+of several searches on the same data train each architecture once. Every run is a resumable
+:func:`crnas.train.train_detector` run: kill the audit, rerun it, and it continues to the identical
+``audit.json`` (:class:`AuditRecord`; see docs/audit.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.stats
+import torch
+from tqdm import tqdm
+
+from crnas.data import SyntheticDetection, split
+from crnas.data.base import DetectionDataset
+from crnas.data.seeding import derive_seed
+from crnas.data.spec import load_dataset
+from crnas.search.driver import SearchConfig, data_fingerprint
+
+__all__ = [
+    "AuditConfig", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
+    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+EVAL_DATA = 41  # derive_seed stream of the audit's fresh synthetic evaluation images
+HOLDOUT = 42  # derive_seed stream of the held-out split of archtrain (real data)
+CORRELATION = 43  # derive_seed stream of the rank-correlation bootstrap
+
+AUDIT_VERSION = 1
+
+
+@dataclass
+class AuditConfig:
+    """How an audit trains and compares (saved in ``audit.json``)."""
+
+    #: Allocations taken from the stage table (the winner, the baseline and the worst among them).
+    allocations: int = 12
+    #: Stand-alone training iterations (default: the search's stage-supernet iterations).
+    iterations: int | None = None
+    #: Training seeds per architecture; stand-alone AP is their mean.
+    seeds: list[int] = field(default_factory=lambda: [0])
+    #: Fresh synthetic evaluation images (synthetic searches) ...
+    eval_images: int = 150
+    #: ... or the fraction of archtrain held out for evaluation (real data without ``eval_data``).
+    holdout_fraction: float = 0.2
+    #: An explicit evaluation set for real data (a data spec: ``{"kind": "coco", ...}``).
+    eval_data: dict[str, Any] | None = None
+    #: Bootstrap resamples behind the τ / ρ intervals.
+    resamples: int = 2000
+    level: float = 0.95
+    #: Also audit the dilation search.
+    dilation: bool = True
+
+    def validate(self) -> None:
+        if self.allocations < 3:
+            raise ValueError(f"allocations: expected an int >= 3 (the winner, the baseline and the worst), got {self.allocations}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"iterations: expected an int >= 1, got {self.iterations}")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected one or more non-negative ints, got {self.seeds}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction: expected a float in (0, 1), got {self.holdout_fraction}")
+        if self.eval_images < 1 or self.resamples < 1:
+            raise ValueError(f"eval_images, resamples: expected ints >= 1, got {self.eval_images}, {self.resamples}")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic with its bootstrap confidence interval (``None`` where undefined, e.g. < 3 pairs)."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+
+
+@dataclass
+class Pair:
+    """One audited architecture: its supernet AP and its stand-alone AP (mean over seeds), fractions."""
+
+    blocks: list[int]
+    dilations: list[int]
+    supernet_AP: float
+    standalone_AP: float
+    standalone_runs: list[dict[str, float]]
+    supernet_rank: int
+
+
+@dataclass
+class RankingAudit:
+    """How well one ranking (stage or dilation search) agrees with stand-alone training."""
+
+    kendall_tau: Estimate
+    spearman_rho: Estimate
+    top3_overlap: int
+    regret: float
+    pick: list[int]
+    pairs: list[Pair]
+
+
+@dataclass
+class AuditRecord:
+    """``audit.json``: the stage and dilation audits and what produced them."""
+
+    stage: RankingAudit
+    dilation: RankingAudit | None
+    config: dict[str, Any]
+    search: dict[str, Any]
+    version: int = AUDIT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditRecord:
+        def ranking(r: dict[str, Any] | None) -> RankingAudit | None:
+            if r is None:
+                return None
+            est = lambda e: Estimate(e["value"], None if e["ci"] is None else tuple(e["ci"]))  # noqa: E731
+            return RankingAudit(
+                kendall_tau=est(r["kendall_tau"]), spearman_rho=est(r["spearman_rho"]), top3_overlap=r["top3_overlap"],
+                regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]],
+            )
+
+        stage = ranking(d["stage"])
+        assert stage is not None
+        return cls(stage=stage, dilation=ranking(d.get("dilation")), config=d["config"], search=d["search"], version=d.get("version", AUDIT_VERSION))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AuditRecord:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "audit" / "audit.json" if (path / "audit" / "audit.json").is_file() else path / "audit.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"audit: expected an audit.json or a search directory holding audit/audit.json, got {str(path)!r}")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: expected an audit record, got {type(err).__name__}: {err}") from None
+
+
+# -- statistics ----------------------------------------------------------------------------------------
+
+
+def rank_correlation(
+    x: Sequence[float], y: Sequence[float], kind: str, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> Estimate:
+    """Kendall τ (``kind="kendall"``, τ-b) or Spearman ρ (``"spearman"``) of the pairs ``(x, y)`` with a
+    paired percentile bootstrap interval from :func:`scipy.stats.bootstrap`; ``None`` below 3 pairs."""
+    if kind not in ("kendall", "spearman"):
+        raise ValueError(f"kind: expected 'kendall' or 'spearman', got {kind!r}")
+    if len(x) != len(y):
+        raise ValueError(f"x, y: expected equal lengths, got {len(x)} and {len(y)}")
+    if len(x) < 3:
+        return Estimate(None, None)
+    fn = scipy.stats.kendalltau if kind == "kendall" else scipy.stats.spearmanr
+
+    def statistic(a: np.ndarray, b: np.ndarray) -> float:
+        value = fn(a, b).statistic
+        return 0.0 if math.isnan(value) else float(value)  # a resample with one distinct value: no association
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+        value = fn(np.asarray(x), np.asarray(y)).statistic
+        res = scipy.stats.bootstrap(
+            (np.asarray(x, dtype=float), np.asarray(y, dtype=float)), statistic, paired=True, vectorized=False, n_resamples=resamples,
+            confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+        )
+    ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    return Estimate(None if math.isnan(value) else float(value), ci)
+
+
+def _ranking_audit(pairs: list[Pair], pick: list[int], config: AuditConfig, seed: int, key: Callable[[Pair], list[int]]) -> RankingAudit:
+    sup = [p.supernet_AP for p in pairs]
+    alone = [p.standalone_AP for p in pairs]
+    tau = rank_correlation(sup, alone, "kendall", resamples=config.resamples, level=config.level, seed=seed)
+    rho = rank_correlation(sup, alone, "spearman", resamples=config.resamples, level=config.level, seed=seed + 1)
+    top = lambda values: {tuple(key(p)) for _, p in sorted(zip(values, pairs), key=lambda vp: -vp[0])[:3]}  # noqa: E731
+    picked = next(p for p in pairs if key(p) == pick)
+    return RankingAudit(
+        kendall_tau=tau, spearman_rho=rho, top3_overlap=len(top(sup) & top(alone)), regret=max(alone) - picked.standalone_AP,
+        pick=pick, pairs=pairs,
+    )
+
+
+# -- which architectures -------------------------------------------------------------------------------
+
+
+def pick_allocations(ranked: Sequence[Sequence[int]], baseline: Sequence[int], m: int) -> list[int]:
+    """Indices (ranks, 0 = best) of ``m`` allocations of a table sorted best first: the winner, the
+    baseline (when in the table) and the worst, then each further pick the rank farthest from those
+    already picked (the lower rank on ties), which spreads the picks evenly over the ranking."""
+    n = len(ranked)
+    rows = [list(r) for r in ranked]
+    chosen = {0, n - 1} | ({rows.index(list(baseline))} if list(baseline) in rows else set())
+    while len(chosen) < min(m, n):
+        chosen.add(max((i for i in range(n) if i not in chosen), key=lambda i: (min(abs(i - c) for c in chosen), -i)))
+    return sorted(chosen)
+
+
+# -- stand-alone runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandaloneJob:
+    """One stand-alone training: everything its result depends on is in :meth:`key_dict`."""
+
+    architecture: dict[str, Any]
+    seed: int
+    iterations: int
+    train_fingerprint: str
+    eval_fingerprint: str
+    detector: dict[str, Any]
+    schedule: dict[str, Any]
+
+    def key_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "torch": torch.__version__.split("+")[0]}
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$CRNAS_CACHE/standalone``, else ``~/.cache/crnas/standalone``."""
+    root = os.environ.get("CRNAS_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "crnas") / "standalone"
+
+
+class StandaloneCache:
+    """One directory per :class:`StandaloneJob` key: ``job.json``, the resumable training checkpoint,
+    and ``metrics.json`` once trained and evaluated."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def run_dir(self, job: StandaloneJob) -> Path:
+        return self.root / job.key()[:24]
+
+    def get(self, job: StandaloneJob) -> dict[str, float] | None:
+        path = self.run_dir(job) / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def put(self, job: StandaloneJob, metrics: dict[str, float]) -> None:
+        d = self.run_dir(job)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "job.json").write_text(json.dumps(job.key_dict(), indent=2) + "\n")
+        tmp = d / "metrics.json.tmp"
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        os.replace(tmp, d / "metrics.json")
+
+
+#: ``trainer(job, run_dir, progress) -> COCO metrics``: trains and evaluates one stand-alone run.
+Trainer = Callable[[StandaloneJob, Path, bool], dict[str, float]]
+
+
+@dataclass
+class _Setup:
+    config: SearchConfig
+    result: dict[str, Any]
+    train_set: DetectionDataset
+    eval_set: DetectionDataset
+    jobs_stage: list[tuple[list[int], list[int], float, int]]  # blocks, dilations, supernet AP, supernet rank
+    jobs_dilation: list[tuple[list[int], list[int], float, int]]
+    iterations: int
+
+
+def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionDataset) -> tuple[DetectionDataset, DetectionDataset]:
+    """(training set, evaluation set): archtrain and images the search never scored."""
+    data = config.data
+    if audit.eval_data is not None:
+        return archtrain, load_dataset(audit.eval_data)
+    if data.get("kind") == "synthetic":
+        size = int(data["image_size"])
+        seed = derive_seed(int(data.get("seed", 0)), EVAL_DATA)
+        return archtrain, SyntheticDetection(audit.eval_images, image_size=(size, size), seed=seed)
+    train, held_out = split(archtrain, audit.holdout_fraction, derive_seed(config.seed, HOLDOUT))
+    return train, held_out
+
+
+def _standalone_trainer(setup: _Setup) -> Trainer:
+    """Trains with :func:`crnas.train.train_detector` and evaluates with :func:`crnas.eval.coco_eval`."""
+    from crnas.detection import build_detector
+    from crnas.eval import coco_eval
+    from crnas.models import get_architecture
+    from crnas.train import train_detector
+
+    config, classes = setup.config, len(setup.train_set.classes) + 1
+
+    def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
+        torch.manual_seed(job.seed)
+        model = build_detector(
+            config.detector, get_architecture(job.architecture), num_classes=classes, fpn_channels=config.fpn_channels,
+            representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
+        )
+        train_detector(
+            model, setup.train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
+            warmup_iters=config.lr_warmup, device=config.device, seed=job.seed, num_workers=config.num_workers,
+            checkpoint_dir=run_dir, checkpoint_every=max(1, min(config.checkpoint_every, job.iterations)), progress=progress,
+        )
+        return coco_eval(model, setup.eval_set, batch_size=config.eval_batch_size, device=config.device)
+
+    return train
+
+
+def _setup(search_dir: Path, audit: AuditConfig) -> _Setup:
+    from crnas.analysis.results import load_result
+
+    result = load_result(search_dir)
+    config = SearchConfig.from_dict(result["config"])
+    dataset = load_dataset(config.data)
+    if data_fingerprint(dataset) != result["data"]["fingerprint"]:
+        raise ValueError(f"data: the images or annotations differ from those {search_dir} was searched on (fingerprint mismatch)")
+    archtrain, _ = split(dataset, config.val_fraction, config.seed)
+    train_set, eval_set = _eval_set(config, audit, archtrain)
+    table = result["stage_search"]["allocations"]  # best first
+    ranked = [r["blocks"] for r in table]
+    picks = pick_allocations(ranked, result["baseline"]["blocks"], audit.allocations)
+    stage = [(table[i]["blocks"], [1] * sum(table[i]["blocks"]), table[i]["AP"], i + 1) for i in picks]
+    dilation: list[tuple[list[int], list[int], float, int]] = []
+    if audit.dilation:
+        dilation = _dilation_candidates(search_dir, config, result, archtrain)
+    return _Setup(config, result, train_set, eval_set, stage, dilation, audit.iterations or config.stage_iterations)
+
+
+def _dilation_candidates(
+    search_dir: Path, config: SearchConfig, result: dict[str, Any], archtrain: DetectionDataset
+) -> list[tuple[list[int], list[int], float, int]]:
+    """The final beam (or the differentiable pick) and all-dilation-1 on the found allocation, each
+    scored with full paths (no random completion) by the trained operation supernet."""
+    from crnas.search.driver import _supernet
+    from crnas.search.scoring import Scorer
+    from crnas.search.supernet import supernet_of
+    from crnas.train import CHECKPOINT_NAME
+
+    blocks = result["stage_search"]["best"]
+    search = result["dilation_search"]
+    candidates = [list(b) for b in search["steps"][-1]["beam"]] if search["method"] == "greedy" else [list(search["dilations"])]
+    ones = [1] * sum(blocks)
+    if ones not in candidates:
+        candidates.append(ones)
+    checkpoint = search_dir / "op_supernet" / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"audit: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
+    dataset = load_dataset(config.data)
+    _, archval = split(dataset, config.val_fraction, config.seed)
+    space = config.space()
+    model = _supernet(config, space, len(dataset.classes) + 1)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
+    supernet_of(model).set_allocation(blocks)
+    scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
+    metrics = scorer.score_candidates(candidates, len(ones) - 1, joint=False)
+    order = sorted(range(len(candidates)), key=lambda i: (-metrics[i]["AP"], candidates[i]))
+    rank = {i: r + 1 for r, i in enumerate(order)}
+    return [(list(blocks), candidates[i], metrics[i]["AP"], rank[i]) for i in range(len(candidates))]
+
+
+def _jobs(setup: _Setup, audit: AuditConfig, entries: list[tuple[list[int], list[int], float, int]]) -> list[list[StandaloneJob]]:
+    from crnas.models import get_architecture
+
+    config = setup.config
+    train_fp, eval_fp = data_fingerprint(setup.train_set), data_fingerprint(setup.eval_set)
+    detector = {
+        "detector": config.detector, "num_classes": len(setup.train_set.classes) + 1, "fpn_channels": config.fpn_channels,
+        "representation_size": config.representation_size, "min_size": config.min_size, "max_size": config.max_size,
+        "detector_kwargs": config.detector_kwargs,
+    }
+    schedule = {"batch_size": config.batch_size, "lr_per_image": config.lr_per_image, "warmup": config.lr_warmup}
+    out = []
+    for blocks, dilations, _, _ in entries:
+        arch = get_architecture({"family": config.family, "blocks": blocks, "dilations": dilations, "width": config.width})
+        arch_dict = json.loads(arch.to_json())
+        out.append([StandaloneJob(arch_dict, s, setup.iterations, train_fp, eval_fp, detector, schedule) for s in audit.seeds])
+    return out
+
+
+def unique_jobs(groups: Sequence[Sequence[StandaloneJob]]) -> list[StandaloneJob]:
+    """The distinct jobs of ``groups`` in order (the baseline can be both a stage and a dilation pick)."""
+    return list({j.key(): j for group in groups for j in group}.values())
+
+
+def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> dict[str, Any]:
+    """What :func:`run_audit` would train (no training): the architectures, iterations and images."""
+    audit = audit or AuditConfig()
+    audit.validate()
+    setup = _setup(Path(search_dir), audit)
+    return {
+        "stage": [{"blocks": b, "supernet_AP": ap, "supernet_rank": r} for b, _, ap, r in setup.jobs_stage],
+        "dilation": [{"blocks": b, "dilations": d, "supernet_AP": ap} for b, d, ap, _ in setup.jobs_dilation],
+        "seeds": audit.seeds, "iterations": setup.iterations, "train_images": len(setup.train_set), "eval_images": len(setup.eval_set),
+        "setup": setup,
+    }
+
+
+def run_audit(
+    search_dir: str | os.PathLike[str],
+    audit: AuditConfig | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    cache: StandaloneCache | None = None,
+    trainer: Trainer | None = None,
+    progress: bool = True,
+) -> AuditRecord:
+    """Audit the search in ``search_dir``; writes and returns ``audit.json`` (in ``out_dir``, default
+    ``search_dir/audit``). ``trainer`` replaces stand-alone training (tests)."""
+    audit = audit or AuditConfig()
+    audit.validate()
+    search_dir = Path(search_dir)
+    out = Path(out_dir) if out_dir is not None else search_dir / "audit"
+    out.mkdir(parents=True, exist_ok=True)
+    cache = cache or StandaloneCache(default_cache_dir())
+    started = time.time()
+    setup = _setup(search_dir, audit)
+    train = trainer or _standalone_trainer(setup)
+    stage_jobs = _jobs(setup, audit, setup.jobs_stage)
+    dilation_jobs = _jobs(setup, audit, setup.jobs_dilation)
+    unique = unique_jobs(stage_jobs + dilation_jobs)
+    pending = [j for j in unique if cache.get(j) is None]
+    logger.info(
+        "audit of %s: %d stand-alone runs (%d cached), %d iterations each, %d training / %d evaluation images; cache %s",
+        search_dir, len(unique), len(unique) - len(pending), setup.iterations, len(setup.train_set), len(setup.eval_set), cache.root,
+    )
+    for job in tqdm(pending, desc="audit", unit="run", disable=not progress):
+        run_dir = cache.run_dir(job)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = train(job, run_dir, progress)
+        cache.put(job, metrics)
+        logger.info("stand-alone %s seed %d: AP %.4f", job.architecture["blocks"], job.seed, metrics["AP"])
+
+    def pairs(entries: list[tuple[list[int], list[int], float, int]], jobs: list[list[StandaloneJob]]) -> list[Pair]:
+        out_pairs = []
+        for (blocks, dilations, sup_ap, rank), group in zip(entries, jobs):
+            runs = [cache.get(j) for j in group]
+            assert all(r is not None for r in runs)
+            out_pairs.append(Pair(blocks, dilations, sup_ap, float(np.mean([r["AP"] for r in runs])), runs, rank))  # type: ignore[index,misc]
+        return out_pairs
+
+    result = setup.result
+    seed = derive_seed(setup.config.seed, CORRELATION)
+    stage = _ranking_audit(pairs(setup.jobs_stage, stage_jobs), result["stage_search"]["best"], audit, seed, lambda p: p.blocks)
+    dilation = None
+    if setup.jobs_dilation:
+        dilation = _ranking_audit(
+            pairs(setup.jobs_dilation, dilation_jobs), result["dilation_search"]["dilations"], audit, seed + 2, lambda p: p.dilations
+        )
+    record = AuditRecord(
+        stage=stage, dilation=dilation,
+        config={**asdict(audit), "iterations": setup.iterations, "train_images": len(setup.train_set), "eval_images": len(setup.eval_set),
+                "cache": str(cache.root)},
+        search={"dir": str(search_dir), "fingerprint": result["data"]["fingerprint"], "preset": setup.config.preset},
+    )
+    record.save(out / "audit.json")
+    # not part of the (reproducible) record: this run's wall time, trained runs and machine
+    timing = {"wall_time_s": round(time.time() - started, 1), "trained_runs": len(pending), "threads": torch.get_num_threads()}
+    (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    return record
+
+
+def estimate_run_seconds(setup: _Setup, steps: int = 4) -> float:
+    """Seconds one stand-alone run should take: a few timed training steps of the baseline allocation
+    (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images."""
+    import tempfile
+
+    from crnas.detection import build_detector
+    from crnas.eval import collect_detections
+    from crnas.models import get_architecture
+    from crnas.train import train_detector
+
+    config = setup.config
+    arch = get_architecture(setup.result["baseline"])
+    model = build_detector(
+        config.detector, arch, num_classes=len(setup.train_set.classes) + 1, fpn_channels=config.fpn_channels,
+        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
+    )
+    kwargs = dict(batch_size=config.batch_size, lr_per_image=config.lr_per_image, device=config.device, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_detector(model, setup.train_set, iterations=1 + steps, checkpoint_dir=tmp, max_steps_this_run=1, **kwargs)
+        t0 = time.perf_counter()
+        train_detector(model, setup.train_set, iterations=1 + steps, checkpoint_dir=tmp, **kwargs)
+        per_step = (time.perf_counter() - t0) / steps
+    n = min(len(setup.eval_set), 2 * config.eval_batch_size)
+    t0 = time.perf_counter()
+    collect_detections(model, setup.eval_set, batch_size=config.eval_batch_size, device=config.device, indices=range(n))
+    per_image = (time.perf_counter() - t0) / n
+    return per_step * setup.iterations + per_image * len(setup.eval_set)

@@ -1,0 +1,213 @@
+"""How sure a search can be of its winner, from the detections it already collected (no training).
+
+Every scored candidate's archval detections are kept (:class:`DetectionStore`). A paired bootstrap over
+the archval images (:mod:`crnas.eval.bootstrap`: each image matched once, every resample only
+re-accumulated) gives, for the stage search, the winner's AP lead over the baseline allocation and,
+for each greedy dilation step, over the runner-up, each with a percentile confidence interval; and how
+many candidates the winner cannot be told apart from (their lead's interval reaches zero). All
+candidates are compared on the same resamples. Intervals are per comparison, not adjusted for the
+number of comparisons. AP values are fractions, as in ``result.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from crnas import distributed
+from crnas.data.base import DetectionDataset
+from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights, percentile_interval
+from crnas.eval.detections import Record
+
+__all__ = [
+    "Lead", "Confidence", "DetectionStore", "compare_to_winner", "stage_confidence", "step_confidence", "allocation_key", "step_key",
+    "NOISE_ADVICE",
+]
+
+logger = logging.getLogger(__name__)
+
+#: What the log says when the ranking cannot tell the winner from its reference.
+NOISE_ADVICE = "the ranking is within noise: train the supernet longer or enlarge archval"
+
+
+@dataclass(frozen=True)
+class Lead:
+    """An AP difference (winner − other) with its bootstrap confidence interval."""
+
+    value: float
+    ci: tuple[float, float]
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes zero on the winner's side."""
+        return self.ci[0] > 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"value": self.value, "ci": list(self.ci)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Lead:
+        lo, hi = d["ci"]  # type: ignore[misc]
+        return cls(float(d["value"]), (float(lo), float(hi)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """The winner of one ranking against a reference candidate and against the whole field.
+
+    ``reference`` is the baseline allocation (stage search) or the runner-up (greedy step);
+    ``indistinguishable`` counts the other candidates whose lead interval reaches zero.
+    """
+
+    winner: list[int]
+    reference: list[int]
+    lead: Lead
+    indistinguishable: int
+    candidates: int
+    images: int
+    resamples: int
+    level: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "winner": self.winner, "reference": self.reference, "lead": self.lead.to_dict(),
+            "indistinguishable": self.indistinguishable, "candidates": self.candidates, "images": self.images,
+            "resamples": self.resamples, "level": self.level,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Confidence:
+        return cls(
+            winner=list(d["winner"]), reference=list(d["reference"]), lead=Lead.from_dict(d["lead"]),  # type: ignore[arg-type,call-overload]
+            indistinguishable=int(d["indistinguishable"]), candidates=int(d["candidates"]), images=int(d["images"]),  # type: ignore[call-overload]
+            resamples=int(d["resamples"]), level=float(d["level"]),  # type: ignore[call-overload,arg-type]
+        )
+
+    def summary(self, what: str) -> str:
+        """One line: the lead in AP points with its interval, and the indistinguishable count."""
+        lo, hi = self.lead.ci
+        return (
+            f"{what}: winner {self.winner} leads {self.reference} by {100 * self.lead.value:+.2f} AP "
+            f"({100 * self.level:.0f}% CI {100 * lo:+.2f} .. {100 * hi:+.2f}); {self.indistinguishable} of "
+            f"{self.candidates - 1} other candidates indistinguishable from it"
+        )
+
+
+class DetectionStore:
+    """The archval detections of every scored candidate, one file per key under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    def save(self, key: str, records: list[Record] | list[list[Record]]) -> None:
+        """Write atomically (rank 0 alone when distributed)."""
+        if not distributed.is_main():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(key).with_suffix(".pt.tmp")
+        torch.save(records, tmp)
+        os.replace(tmp, self.path(key))
+
+    def load(self, key: str) -> list[Record] | list[list[Record]] | None:
+        """The records saved under ``key``, or ``None`` when there are none (e.g. an older search)."""
+        path = self.path(key)
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def compare_to_winner(
+    detections: Sequence[list[Record]],
+    names: Sequence[list[int]],
+    winner: int,
+    reference: int,
+    archval: DetectionDataset,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Confidence:
+    """Paired bootstrap of candidate ``winner`` against candidate ``reference`` and against every other
+    candidate, on the same ``resamples`` draws of the archval images (indices into ``detections``)."""
+    if not detections:
+        raise ValueError("detections: expected at least one candidate, got none")
+    evaluations = [ImageEvaluation.of(d, archval) for d in detections]
+    ids = evaluations[0].image_ids
+    for name, e in zip(names, evaluations):
+        if e.image_ids != ids:
+            raise ValueError(f"detections: candidate {name} was scored on other images than candidate {names[0]}")
+    weights = bootstrap_weights(len(ids), resamples, seed)
+    best, best_ap = evaluations[winner].ap(weights), float(evaluations[winner].ap()[0])
+    leads = []
+    for i, e in enumerate(evaluations):
+        if i == winner:
+            continue
+        lead = Lead(best_ap - float(e.ap()[0]), percentile_interval(best - e.ap(weights), level))
+        leads.append((i, lead))
+    if reference == winner:
+        ref_lead = Lead(0.0, (0.0, 0.0))
+    else:
+        ref_lead = next(lead for i, lead in leads if i == reference)
+    return Confidence(
+        winner=list(names[winner]), reference=list(names[reference]), lead=ref_lead,
+        indistinguishable=sum(not lead.significant for _, lead in leads), candidates=len(detections),
+        images=len(ids), resamples=resamples, level=level,
+    )
+
+
+def stage_confidence(
+    table: Sequence[dict[str, object]],
+    store: DetectionStore,
+    archval: DetectionDataset,
+    baseline: Sequence[int],
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Confidence | None:
+    """The stage search's winner (``table[0]``, the table best first) against the baseline allocation
+    (the runner-up when the baseline is not in the space); ``None`` when a candidate's detections were
+    not kept (a search written by an older crnas)."""
+    names = [list(r["blocks"]) for r in table]  # type: ignore[call-overload]
+    detections = [store.load(allocation_key(b)) for b in names]
+    if any(d is None for d in detections) or len(names) < 2:
+        return None
+    reference = names.index(list(baseline)) if list(baseline) in names else 1
+    return compare_to_winner(detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed)  # type: ignore[arg-type]
+
+
+def step_confidence(
+    candidates: Sequence[list[int]],
+    ranked: Sequence[list[int]],
+    detections: Sequence[list[Record]] | None,
+    archval: DetectionDataset,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Confidence | None:
+    """A greedy step's best candidate (``ranked[0]``) against the runner-up (``ranked[1]``) and the
+    other candidates; ``None`` without detections or with a single candidate."""
+    if detections is None or len(candidates) < 2:
+        return None
+    names = [list(c) for c in candidates]
+    winner, reference = names.index(list(ranked[0])), names.index(list(ranked[1]))
+    return compare_to_winner(detections, names, winner, reference, archval, resamples=resamples, level=level, seed=seed)
+
+
+def allocation_key(blocks: Sequence[int]) -> str:
+    """The :class:`DetectionStore` key of a stage-search allocation."""
+    return "-".join(map(str, blocks))
+
+
+def step_key(step: int) -> str:
+    """The :class:`DetectionStore` key of a greedy step (all its candidates' detections)."""
+    return f"step-{step:03d}"
+
+

@@ -1,0 +1,125 @@
+"""The ranking audit: statistics equal scipy's, stratified picks, bookkeeping, cache and resume with a
+stand-in trainer (the real trainer runs in test_search.py's end-to-end audit)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+from crnas import Architecture
+from crnas.data.spec import load_dataset
+from crnas.search import driver
+from crnas.search.audit import AuditConfig, AuditRecord, StandaloneCache, pick_allocations, rank_correlation, run_audit
+
+PAIRS = ([0.31, 0.12, 0.25, 0.08, 0.4, 0.22, 0.18, 0.05], [0.20, 0.15, 0.24, 0.10, 0.26, 0.12, 0.21, 0.02])
+
+
+@pytest.mark.parametrize("kind, fn", [("kendall", scipy.stats.kendalltau), ("spearman", scipy.stats.spearmanr)])
+def test_rank_correlation_and_its_interval_are_scipys(kind, fn):
+    x, y = PAIRS
+    est = rank_correlation(x, y, kind, resamples=500, level=0.9, seed=7)
+    assert est.value == pytest.approx(fn(x, y).statistic, abs=1e-12)
+    ref = scipy.stats.bootstrap(
+        (np.array(x), np.array(y)), lambda a, b: fn(a, b).statistic, paired=True, vectorized=False, n_resamples=500,
+        confidence_level=0.9, method="percentile", rng=np.random.default_rng(7),
+    )
+    assert est.ci == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), abs=1e-12)
+    assert est.ci[0] <= est.value <= est.ci[1]
+
+
+def test_rank_correlation_needs_three_pairs_and_a_known_kind():
+    assert rank_correlation([0.1, 0.2], [0.3, 0.1], "kendall").value is None
+    with pytest.raises(ValueError, match="kind"):
+        rank_correlation([1, 2, 3], [1, 2, 3], "pearson")
+
+
+def test_picks_are_stratified_and_always_hold_winner_baseline_and_worst():
+    ranked = [[i, 20 - i] for i in range(20)]
+    picks = pick_allocations(ranked, [13, 7], 6)
+    assert len(picks) == 6 and {0, 13, 19} <= set(picks) and picks == sorted(picks)
+    assert max(np.diff(picks)) <= 7  # spread over the ranking, not bunched at the top
+    assert pick_allocations(ranked, [99, 99], 3) == [0, 9, 19]  # baseline outside the space
+    assert pick_allocations(ranked[:4], [1, 19], 12) == [0, 1, 2, 3]
+
+
+@pytest.fixture
+def search_dir(tmp_path):
+    """A stand-in finished search (result.json only) on tiny synthetic data; supernet AP falls with rank."""
+    config = driver.preset("tiny", family="resnet18", data={"kind": "synthetic", "num_images": 12, "image_size": 64, "seed": 0})
+    space = config.space()
+    allocations = space.allocations()
+    table = [{"blocks": b, "macs": 1, "AP": 0.5 - 0.01 * i} for i, b in enumerate(allocations)]
+    baseline = Architecture.baseline("resnet18").replace(width=config.width)
+    result = {
+        "architecture": json.loads(space.architecture(allocations[0]).to_json()), "baseline": json.loads(baseline.to_json()),
+        "macs": {}, "stage_search": {"best": allocations[0], "allocations": table}, "dilation_search": {"method": "greedy"},
+        "data": {"fingerprint": driver.data_fingerprint(load_dataset(config.data))}, "config": config.to_dict(),
+    }
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    return tmp_path, table
+
+
+class StandIn:
+    """Stand-alone 'training': AP from a rule on the blocks; stops the audit after ``budget`` runs."""
+
+    def __init__(self, rule, budget=None):
+        self.rule, self.budget, self.calls = rule, budget, []
+
+    def __call__(self, job, run_dir, progress):
+        if self.budget is not None and len(self.calls) >= self.budget:
+            raise KeyboardInterrupt("killed")
+        self.calls.append((tuple(job.architecture["blocks"]), job.seed))
+        return {"AP": self.rule(job.architecture["blocks"]) + 0.001 * job.seed, "AP50": 0.0}
+
+
+def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
+    directory, table = search_dir
+    rank = {tuple(r["blocks"]): i for i, r in enumerate(table)}
+    agree = StandIn(lambda b: 0.3 - 0.01 * rank[tuple(b)])
+    config = AuditConfig(allocations=5, iterations=3, seeds=[0, 1], dilation=False, eval_images=4, resamples=200)
+    record = run_audit(directory, config, cache=StandaloneCache(tmp_path / "cache"), trainer=agree, progress=False)
+    stage = record.stage
+    assert len(stage.pairs) == 5 and len(agree.calls) == 10  # 5 architectures x 2 seeds
+    assert stage.kendall_tau.value == pytest.approx(1.0) and stage.spearman_rho.value == pytest.approx(1.0)
+    assert stage.top3_overlap == 3 and stage.regret == pytest.approx(0.0)
+    assert stage.pick == table[0]["blocks"] and [p.supernet_rank for p in stage.pairs][0] == 1
+    assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
+    assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
+
+    # another audit of the same data reuses every cached run; a reversed truth gives tau = -1
+    again = StandIn(lambda b: 0.0)
+    run_audit(directory, config, cache=StandaloneCache(tmp_path / "cache"), trainer=again, progress=False)
+    assert again.calls == []
+    disagree = StandIn(lambda b: 0.01 * rank[tuple(b)])
+    reversed_ = run_audit(directory, config, cache=StandaloneCache(tmp_path / "other"), trainer=disagree, progress=False).stage
+    assert reversed_.kendall_tau.value == pytest.approx(-1.0) and reversed_.top3_overlap < 3
+    assert reversed_.regret == pytest.approx(max(p.standalone_AP for p in reversed_.pairs) - reversed_.pairs[0].standalone_AP)
+
+
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_a_killed_audit_continues_to_the_identical_record(search_dir, tmp_path, kill_after):
+    directory, table = search_dir
+    rule = lambda b: 0.1 * b[0] - 0.03 * b[3]  # noqa: E731
+    config = AuditConfig(allocations=4, iterations=3, seeds=[0], dilation=False, eval_images=4, resamples=200)
+    reference = run_audit(directory, config, out_dir=tmp_path / "ref", cache=StandaloneCache(tmp_path / "c1"), trainer=StandIn(rule), progress=False)
+    cache = StandaloneCache(tmp_path / "c2")
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(directory, config, out_dir=tmp_path / "run", cache=cache, trainer=StandIn(rule, budget=kill_after), progress=False)
+    resumed = StandIn(rule)
+    run_audit(directory, config, out_dir=tmp_path / "run", cache=cache, trainer=resumed, progress=False)
+    assert len(resumed.calls) == 4 - kill_after
+    assert (tmp_path / "run" / "audit.json").read_text() == (tmp_path / "ref" / "audit.json").read_text().replace("c1", "c2")
+    assert AuditRecord.load(tmp_path / "run" / "audit.json") is not None and reference.stage.pairs
+
+
+def test_audit_refuses_changed_data_and_bad_settings(search_dir, tmp_path):
+    directory, _ = search_dir
+    result = json.loads((directory / "result.json").read_text())
+    result["data"]["fingerprint"] = "0" * 64
+    (directory / "result.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="fingerprint mismatch"):
+        run_audit(directory, AuditConfig(dilation=False), cache=StandaloneCache(tmp_path / "c"), trainer=StandIn(lambda b: 0), progress=False)
+    with pytest.raises(ValueError, match="allocations: expected an int >= 3"):
+        AuditConfig(allocations=2).validate()
