@@ -107,3 +107,41 @@ def test_preset_data_defaults_complete_only_their_own_kind():
     assert preset("tiny", data=dict(num_images=24)).data == {**preset("tiny").data, "num_images": 24}
     coco = {"kind": "coco", "ann_file": "ann.json", "image_root": "images"}
     assert preset("demo", data=coco).data == coco  # no synthetic num_images / image_size recorded for COCO data
+
+
+def test_result_records_the_confidence_of_every_ranking(reference):
+    out, result, _ = reference
+    stage = result["stage_search"]["confidence"]
+    assert stage["winner"] == result["stage_search"]["best"] and stage["reference"] == result["baseline"]["blocks"]
+    lo, hi = stage["lead"]["ci"]
+    assert lo <= stage["lead"]["value"] <= hi and 0 <= stage["indistinguishable"] < stage["candidates"] == len(result["stage_search"]["allocations"])
+    assert stage["images"] == result["data"]["archval"] and stage["resamples"] == 1000
+    for step in result["dilation_search"]["steps"][1:]:
+        conf = step["confidence"]
+        assert conf["winner"] == step["beam"][0] and conf["reference"] == step["beam"][1]
+        assert conf["lead"]["value"] >= 0 and conf["lead"]["ci"][0] <= conf["lead"]["value"] <= conf["lead"]["ci"][1]
+    assert len(list((out / "detections" / "stage").glob("*.pt"))) == len(result["stage_search"]["allocations"])
+
+
+def test_tiny_end_to_end_audit(reference, tmp_path):
+    out, result, _ = reference
+    cmd = [sys.executable, "-m", "crnas", "audit", str(out), "--allocations", "3", "--iterations", "2", "--eval-images", "4",
+           "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "audit"), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    stage = audit["stage"]
+    assert [p["blocks"] for p in stage["pairs"]][0] == result["stage_search"]["best"] == stage["pick"]
+    assert result["baseline"]["blocks"] in [p["blocks"] for p in stage["pairs"]] and len(stage["pairs"]) == 3
+    assert -1 <= stage["kendall_tau"]["value"] <= 1 and len(stage["spearman_rho"]["ci"]) == 2
+    assert stage["regret"] >= 0 and 0 <= stage["top3_overlap"] <= 3
+    assert all(0 <= p["standalone_AP"] <= 1 for p in stage["pairs"])
+    dilation = audit["dilation"]
+    assert [1] * sum(result["stage_search"]["best"]) in [p["dilations"] for p in dilation["pairs"]]
+    assert dilation["pick"] == result["dilation_search"]["dilations"]
+    from crnas.analysis.audit_figures import plot_audit
+
+    fig = plot_audit(tmp_path / "audit" / "audit.json", path=tmp_path / "audit.png")
+    assert len(fig.axes) == 2 and (tmp_path / "audit.png").stat().st_size > 0
+    # the winner's all-dilation-1 network is trained once for both audits
+    assert "Kendall tau" in proc.stdout and len(list((tmp_path / "cache").iterdir())) == 3 + len(dilation["pairs"]) - 1

@@ -3,37 +3,13 @@ architectures and tables."""
 
 from __future__ import annotations
 
-import json
-from os import PathLike
-from pathlib import Path
 from typing import Any
 
 from crnas.analysis.table import Table
 from crnas.eval.coco import METRICS
+from crnas.search.result import load_result
 
 __all__ = ["load_result", "result_architectures", "stage_table", "dilation_steps_table", "beam_aps"]
-
-_REQUIRED = ("architecture", "baseline", "macs", "stage_search", "dilation_search")
-
-
-def load_result(path: str | PathLike[str] | dict[str, Any]) -> dict[str, Any]:
-    """A search result: a ``result.json`` path, the directory holding it, or the dict itself."""
-    if isinstance(path, dict):
-        result = path
-    else:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "result.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"result: expected a result.json or a search directory holding one, got {str(path)!r}")
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: expected a search result JSON, got invalid JSON ({err})") from None
-    missing = [k for k in _REQUIRED if k not in result]
-    if missing:
-        raise ValueError(f"result: expected the keys {list(_REQUIRED)} of a search result, missing {missing}")
-    return result
 
 
 def result_architectures(result: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from crnas.analysis._figure import dilation_colour, new_figure, save
 from crnas.analysis.architecture_figures import plot_allocation, plot_macs
+from crnas.analysis.audit_figures import plot_audit
 from crnas.analysis.results import beam_aps, load_result, result_architectures
 
 if TYPE_CHECKING:
@@ -43,7 +44,13 @@ def plot_stage_search(result: Any, *, metric: str = "AP", dpi: int = 100, path: 
             left.plot(*hits[0], marker, color=colour, markersize=12, label=f"{name} {blocks}")
     left.set_xlabel("rank")
     left.set_ylabel(metric)
-    left.set_title(f"stage search: {len(rows)} allocations", fontsize=10)
+    confidence = result["stage_search"].get("confidence")
+    title = f"stage search: {len(rows)} allocations"
+    if confidence:
+        lo, hi = confidence["lead"]["ci"]
+        title += (f"\nwinner − {confidence['reference']}: {100 * confidence['lead']['value']:+.2f} AP "
+                  f"[{100 * lo:+.2f}, {100 * hi:+.2f}]; {confidence['indistinguishable']} indistinguishable")
+    left.set_title(title, fontsize=9)
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
 
@@ -125,10 +132,13 @@ def plot_dilation_search(result: Any, *, dpi: int = 100, path: str | PathLike[st
     return fig
 
 
-def plot_search(result: Any, out_dir: str | PathLike[str], *, dpi: int = 100) -> dict[str, Path]:
+def plot_search(
+    result: Any, out_dir: str | PathLike[str], *, dpi: int = 100, audit_dir: str | PathLike[str] | None = None
+) -> dict[str, Path]:
     """Write the search figures of ``result`` into ``out_dir``: ``allocation.png`` (baseline vs found),
     ``macs.png`` (MACs per stage, with the search's detector, input size and convention),
-    ``stage_search.png`` and ``dilation_search.png``. Returns ``{name: path}``."""
+    ``stage_search.png``, ``dilation_search.png`` and, when ``audit_dir`` (or the search directory's
+    ``audit/``) holds an ``audit.json``, ``audit.png``. Returns ``{name: path}``."""
     result = load_result(result)
     out = Path(out_dir)
     archs = result_architectures(result)
@@ -139,4 +149,7 @@ def plot_search(result: Any, out_dir: str | PathLike[str], *, dpi: int = 100) ->
     plot_macs(archs, input_size=tuple(macs["input_size"]), detector=macs.get("detector"), dpi=dpi, path=paths["macs"], **convention)
     plot_stage_search(result, dpi=dpi, path=paths["stage_search"])
     plot_dilation_search(result, dpi=dpi, path=paths["dilation_search"])
+    if audit_dir is not None and (Path(audit_dir) / "audit.json").is_file():
+        paths["audit"] = out / "audit.png"
+        plot_audit(Path(audit_dir) / "audit.json", dpi=dpi, path=paths["audit"])
     return paths

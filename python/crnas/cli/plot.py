@@ -2,7 +2,8 @@
 search's scored allocations and the dilation search's progress, as PNGs.
 
 Writes allocation.png, macs.png, stage_search.png and dilation_search.png into --out (default: a
-figures/ folder beside the result.json).
+figures/ folder beside the result.json), and audit.png (supernet AP vs stand-alone AP) when
+`crnas audit` has written audit/audit.json beside it.
 
 Examples:
   crnas plot runs/search
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = load_result(args.result)
     out = args.out or (args.result if args.result.is_dir() else args.result.parent) / "figures"
-    for name, path in plot_search(result, out, dpi=args.dpi).items():
+    search_dir = args.result if args.result.is_dir() else args.result.parent
+    for name, path in plot_search(result, out, dpi=args.dpi, audit_dir=search_dir / "audit").items():
         print(f"{name}: {path}")
     return 0

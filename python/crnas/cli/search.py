@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from crnas.cli import CLIUsageError
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES
+from crnas.search.confidence import NOISE_ADVICE, Confidence
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _confidences(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The stage search's and the last greedy step's confidence records, where the result has them."""
+    out = []
+    if result["stage_search"].get("confidence"):
+        out.append(("stage search", result["stage_search"]["confidence"]))
+    steps = result["dilation_search"].get("steps") or []
+    if steps and steps[-1].get("confidence"):
+        out.append(("dilation search (last step)", steps[-1]["confidence"]))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,5 +98,9 @@ def run(args: argparse.Namespace) -> int:
           f"{base / 1e9:.2f} G ({100 * (found / base - 1):+.2f}%)")
     print(f"stage search: {len(result['stage_search']['allocations'])} allocations scored; best AP "
           f"{result['stage_search']['allocations'][0]['AP']:.4f}")
+    for what, conf in _confidences(result):
+        print(Confidence.from_dict(conf).summary(what))
+        if conf["lead"]["ci"][0] <= 0:
+            print(f"  warning: {NOISE_ADVICE}")
     print(f"result: {args.out / 'result.json'}")
     return 0

@@ -41,6 +41,7 @@ from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
 from crnas.search.driver import SearchConfig, data_fingerprint
+from crnas.search.result import load_result
 
 __all__ = [
     "AuditConfig", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
@@ -334,8 +335,6 @@ def _standalone_trainer(setup: _Setup) -> Trainer:
 
 
 def _setup(search_dir: Path, audit: AuditConfig) -> _Setup:
-    from crnas.analysis.results import load_result
-
     result = load_result(search_dir)
     config = SearchConfig.from_dict(result["config"])
     dataset = load_dataset(config.data)
