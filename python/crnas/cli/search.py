@@ -18,6 +18,7 @@ from pathlib import Path
 
 from crnas.cli import CLIUsageError
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.errors import check_device
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage-iterations", type=int, help="override the stage supernet's iterations")
     parser.add_argument("--op-iterations", type=int, help="override the operation supernet's iterations")
     parser.add_argument("--beam", type=int, help="top-K of the greedy search (default 3)")
+    parser.add_argument("--max-dets", type=int, dest="max_detections",
+                        help="detections kept per image and scored by COCO AP (default: the preset's; 100, COCO's, for paper; 50 for tiny/demo)")
     scoring = parser.add_mutually_exclusive_group()
     scoring.add_argument("--joint", action="store_true", help="score a greedy step's candidates together in one pass (per-image paths)")
     scoring.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (own BN recalibration each)")
@@ -61,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
-        beam=args.beam, device=args.device, num_workers=args.num_workers,
+        beam=args.beam, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
+    check_device(config.device)
     distributed.init_from_env(config.device)
     args.out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(args.out / "search.log") if distributed.is_main() else logging.NullHandler()

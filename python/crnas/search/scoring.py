@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
+from crnas.detection import detections_per_image
 from crnas.eval import collect_detections, score_detections
 from crnas.eval.detections import detection_record
 from crnas.search.supernet import Path, SuperNet, supernet_of
@@ -97,6 +98,8 @@ class Scorer:
         recal_batches: archtrain batches (of ``batch_size``) used to recalibrate BatchNorm.
         seed: seeds the recalibration batches and the random completions.
         device: where the model runs.
+
+    Each image's detections are scored up to the model's own cap (``max_detections``, read from it).
     """
 
     model: nn.Module
@@ -109,6 +112,7 @@ class Scorer:
 
     def __post_init__(self) -> None:
         self.supernet: SuperNet = supernet_of(self.model)
+        self.max_detections = detections_per_image(self.model)
         n = len(self.archtrain)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, RECAL))).tolist()
         take = order[: min(n, self.recal_batches * self.batch_size)]
@@ -140,7 +144,7 @@ class Scorer:
         """AP of the allocation ``blocks`` (all dilations 1) with recalibrated BatchNorm."""
         self.supernet.set_allocation(blocks)
         recalibrate_bn(self.model, self.recal_images)
-        return score_detections(self._collect(), self.archval)
+        return score_detections(self._collect(), self.archval, max_detections=self.max_detections)
 
     # -- operation level -----------------------------------------------------------------------------
 
@@ -180,7 +184,9 @@ class Scorer:
             return choices_to_paths(self._choices(prefixes[c : c + 1], step, batch, common_random, first=c), len(self.supernet.dilations))
 
         recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
-        return score_detections(self._collect(lambda b: self.supernet.set_paths(paths((0, b)))), self.archval)
+        return score_detections(
+            self._collect(lambda b: self.supernet.set_paths(paths((0, b)))), self.archval, max_detections=self.max_detections
+        )
 
     def _score_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[dict[str, float]]:
         k = len(prefixes)
@@ -212,4 +218,4 @@ class Scorer:
                         records[c].append(detection_record(indices[i], image_ids[i], out))
         finally:
             self.model.train(was_training)
-        return [score_detections(distributed.all_gather_lists(r), self.archval) for r in records]
+        return [score_detections(distributed.all_gather_lists(r), self.archval, max_detections=self.max_detections) for r in records]
