@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from crnas.cli import CLIUsageError
@@ -21,6 +22,8 @@ from crnas.cli.common import add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the space, the phases and their estimated wall time from a few timed iterations; search nothing")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from crnas.models import get_architecture
     from crnas.search import driver
 
-    if args.out.exists() and (args.out / "config.json").exists() and not args.resume:
+    if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
     defaults = driver.PRESETS[args.preset].get("data", {})
     spec = data_spec(args, defaults)
@@ -69,13 +74,24 @@ def run(args: argparse.Namespace) -> int:
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
     check_device(config.device)
+    dataset = load_dataset(spec)
+    estimate: list[str] = []
+    if args.dry_run or (not args.resume and int(os.environ.get("WORLD_SIZE", "1")) == 1):  # not under torchrun
+        from crnas.search.estimate import estimate_search
+
+        estimate = estimate_search(config, dataset).lines()
+        if args.dry_run:
+            print("\n".join(estimate))
+            return 0
     distributed.init_from_env(config.device)
     args.out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(args.out / "search.log") if distributed.is_main() else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
+    for line in estimate:
+        logger.info("estimate: %s", line.strip())
     try:
-        result = driver.run_search(config, load_dataset(spec), args.out, resume=args.resume, progress=not args.no_progress)
+        result = driver.run_search(config, dataset, args.out, resume=args.resume, progress=not args.no_progress)
     finally:
         logging.getLogger().removeHandler(handler)
     if not distributed.is_main():
