@@ -144,7 +144,7 @@ _SMALL_HEADS = dict(
     box_batch_size_per_image=128,
 )
 
-#: Presets: ``tiny`` (tests, about 2 minutes on 2 CPU cores), ``demo`` (``make demo``, under 10 minutes),
+#: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
 #: ``paper`` (the paper's detector settings, for GPUs; spec §8). They set width, image size, schedule
 #: lengths and batch sizes; the family, budget, data and method come from the user.
 PRESETS: dict[str, dict[str, Any]] = {
