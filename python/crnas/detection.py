@@ -34,6 +34,8 @@ __all__ = [
     "assemble_detector",
     "fpn_returned_layers",
     "fpn_extra_blocks",
+    "detection_limit",
+    "detections_per_image",
     "DETECTORS",
     "fasterrcnn_cr_resnet50_fpn",
     "maskrcnn_cr_resnet50_fpn",
@@ -139,6 +141,28 @@ def fpn_extra_blocks(detector: str, fpn_channels: int) -> ExtraFPNBlock | None:
     """The FPN's extra levels: P6/P7 from P5 for the dense detectors; ``None`` (the FPN's
     max-pool P6) for the R-CNNs."""
     return LastLevelP6P7(fpn_channels, fpn_channels) if detector in _DENSE else None
+
+
+def detection_limit(detector: str, max_detections: int) -> dict[str, int]:
+    """The torchvision argument that caps ``detector``'s detections per image at ``max_detections``:
+    ``box_detections_per_img`` for the R-CNNs, ``detections_per_img`` for RetinaNet and FCOS
+    (torchvision's defaults: 100, 300 for RetinaNet). Give it the ``max_detections`` the scoring uses
+    (:func:`crnas.eval.score_detections`; COCO's 100): fewer cap the recall of dense images, more are
+    not scored."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {detector!r}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+        raise ValueError(f"max_detections: expected an int >= 1, got {max_detections!r}")
+    return {"detections_per_img" if detector in _DENSE else "box_detections_per_img": max_detections}
+
+
+def detections_per_image(model: nn.Module) -> int:
+    """The cap on detections per image of a torchvision detector (R-CNN, RetinaNet or FCOS)."""
+    heads = getattr(model, "roi_heads", model)
+    cap = getattr(heads, "detections_per_img", None)
+    if not isinstance(cap, int):
+        raise TypeError(f"model: expected a torchvision R-CNN, RetinaNet or FCOS detector, got {type(model).__name__}")
+    return cap
 
 
 def assemble_detector(

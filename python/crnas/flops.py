@@ -39,7 +39,7 @@ def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
 CONVENTION = {
     "num_classes": 81,
     "rois": 2000,
-    "mask_rois": 100,
+    "mask_rois": 128,
     "size_divisible": 32,
     "fpn_channels": 256,
     "representation_size": 1024,

@@ -39,15 +39,16 @@ TINY = ["--synthetic", "16", "--image-size", "96", "--width", "0.125", "--min-si
 
 
 def test_train_then_compare_runs(tmp_path, capsys):
-    for name, arch in (("base", "resnet18"), ("cr", "cr_resnet50")):
-        assert main(["train", "--arch", arch, "--iterations", "4", "--out", str(tmp_path / name), *TINY]) == 0
+    for name, arch, cap in (("base", "resnet18", "100"), ("cr", "cr_resnet50", "40")):
+        assert main(["train", "--arch", arch, "--iterations", "4", "--out", str(tmp_path / name), "--max-dets", cap, *TINY]) == 0
     out = capsys.readouterr().out
     assert "trained 4 iterations; held-out COCO metrics (4 images):" in out
     run = json.loads((tmp_path / "cr" / "run.json").read_text())
     assert run["architecture"]["blocks"] == [1, 3, 5, 7] and run["split"] == {"val_fraction": 0.25, "seed": 0, "train": 12, "val": 4}
     assert set(run["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    assert run["model"]["max_detections"] == 40  # the detector keeps, and the AP counts, 40 per image
     # running again resumes the finished run (no new steps) and re-evaluates to the same numbers
-    assert main(["train", "--arch", "cr_resnet50", "--iterations", "4", "--out", str(tmp_path / "cr"), *TINY]) == 0
+    assert main(["train", "--arch", "cr_resnet50", "--iterations", "4", "--out", str(tmp_path / "cr"), "--max-dets", "40", *TINY]) == 0
     assert json.loads((tmp_path / "cr" / "run.json").read_text())["metrics"] == run["metrics"]
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "base"), str(tmp_path / "cr"), "--json"]) == 0

@@ -134,3 +134,23 @@ def test_inherit_mobilenet_and_mismatches(tmp_path):
         torchvision_state_dict("resnext101_32x4d")
     with pytest.raises(TypeError, match="model: expected a model from crnas.models.build"):
         inherit(nn.Linear(2, 2), {})
+
+
+@pytest.mark.parametrize("detector", detection.DETECTORS)
+def test_detection_limit_caps_what_the_detector_returns(detector):
+    torch.manual_seed(0)
+    model = detection.build_detector(
+        detector, TINY, num_classes=3, fpn_channels=32, min_size=160, max_size=160, **detection.detection_limit(detector, 7)
+    ).eval()
+    assert detection.detections_per_image(model) == 7
+    if detector.startswith(("faster", "mask")):  # an untrained R-CNN scores every class ~1/3: keep all proposals
+        model.roi_heads.score_thresh = 0.0
+    else:
+        model.score_thresh = 0.0
+    with torch.no_grad():
+        out = model([torch.rand(3, 160, 160)])
+    assert len(out[0]["boxes"]) == 7
+    with pytest.raises(ValueError, match="max_detections: expected an int >= 1, got 0"):
+        detection.detection_limit(detector, 0)
+    with pytest.raises(TypeError, match="expected a torchvision R-CNN, RetinaNet or FCOS detector, got Linear"):
+        detection.detections_per_image(nn.Linear(1, 1))

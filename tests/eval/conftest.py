@@ -64,3 +64,23 @@ def voc_with_difficult(tmp_path: Path) -> VOCDataset:
         size = "<size><width>100</width><height>80</height></size>"
         (tmp_path / f"{stem}.xml").write_text(f"<annotation><filename>{stem}.png</filename>{size}{xml}</annotation>")
     return VOCDataset(tmp_path)
+
+
+@pytest.fixture
+def dense_coco(tmp_path: Path) -> CocoDataset:
+    """One 200x150 image with 300 objects (a 20 x 15 grid of 8x8 boxes) and one with 2."""
+    _png(tmp_path / "dense.png", (200, 150))
+    _png(tmp_path / "sparse.png", (40, 40))
+    annotations = [
+        {"id": 1 + r * 20 + c, "image_id": 1, "category_id": 1, "bbox": [10 * c + 1, 10 * r + 1, 8, 8]}
+        for r in range(15) for c in range(20)
+    ]
+    annotations += [{"id": 1000 + k, "image_id": 2, "category_id": 1, "bbox": [5 + 15 * k, 5, 10, 10]} for k in range(2)]
+    data = {
+        "images": [{"id": 1, "file_name": "dense.png", "width": 200, "height": 150},
+                   {"id": 2, "file_name": "sparse.png", "width": 40, "height": 40}],
+        "categories": [{"id": 1, "name": "crown"}],
+        "annotations": annotations,
+    }
+    (tmp_path / "dense.json").write_text(json.dumps(data))
+    return CocoDataset(tmp_path / "dense.json", tmp_path)

@@ -134,3 +134,41 @@ def test_bad_records_and_arguments(synthetic, coco_with_crowd):
         collect_detections(oracle, synthetic, indices=[10])
     with pytest.raises(TypeError, match="dataset: expected a crnas.data.DetectionDataset, got list"):
         collect_detections(oracle, [])
+
+
+def test_dense_image_needs_a_cap_above_its_object_count(dense_coco, caplog):
+    oracle = Oracle(perfect)
+    records = collect_detections(oracle, dense_coco, before_batch=oracle.before_batch)
+    assert [len(r["boxes"]) for r in records] == [300, 2]
+    expected = dict.fromkeys(METRICS, 1.0) | {"APm": -1.0, "APl": -1.0}  # every object is small
+    assert score_detections(records, dense_coco, max_detections=300) == pytest.approx(expected, abs=1e-12)
+    # COCO's default keeps an image's 100 best-scored detections: 102 of the 302 objects can be found, so
+    # precision is 1 up to recall 102/302 and the AP is the share of the 101 recall thresholds below it
+    with caplog.at_level("WARNING", logger="crnas.eval.coco"):
+        capped = score_detections(records, dense_coco)
+    assert capped["AP"] == pytest.approx(sum(1 for r in torch.linspace(0, 1, 101).tolist() if r <= 102 / 302 + 1e-9) / 101)
+    assert capped["AP"] < 0.35
+    assert "1 images have more ground-truth objects than max_detections=100" in caplog.text
+    assert "image_id 1 (300)" in caplog.text and "image_id 2" not in caplog.text and "at least 300" in caplog.text
+
+
+def test_default_cap_reproduces_pycocotools_summary(synthetic, monkeypatch):
+    import contextlib
+    import io
+
+    from crnas.eval import coco
+
+    oracle = Oracle(noisy)
+    records = collect_detections(oracle, synthetic, before_batch=oracle.before_batch)
+    result = score_detections(records, synthetic)
+    assert 0 < result["AP"] < 1 and 0 < result["APs"] < 1
+
+    def pycocotools_summary(evaluator):
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluator.summarize()
+        return [float(v) for v in evaluator.stats[:6]]
+
+    monkeypatch.setattr(coco, "_summarize", pycocotools_summary)
+    assert score_detections(records, synthetic) == pytest.approx(result, abs=1e-12)
+    with pytest.raises(ValueError, match="max_detections: expected an int >= 1, got 0"):
+        score_detections(records, synthetic, max_detections=0)

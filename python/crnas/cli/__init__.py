@@ -23,6 +23,7 @@ COMMANDS = {
     "erf": "erf",
     "plot": "plot",
     "audit": "audit",
+    "check-data": "check_data",
 }
 
 
@@ -69,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_parser.print_usage(sys.stderr)
         print(f"crnas {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
         if args.debug:
             raise
-        print(f"crnas {args.command}: error: {err}", file=sys.stderr)
+        from crnas.cli.errors import one_line
+
+        print(f"crnas {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser, required=False)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-dets", type=int, dest="max_detections",
+                        help="detections kept per image and scored (default: each run's, COCO's 100 unless trained with --max-dets)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -28,11 +30,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from crnas import flops
+    from crnas.cli.errors import check_device
     from crnas.cli.train import detector_from_run, percent
     from crnas.data import split
+    from crnas.detection import detections_per_image
     from crnas.eval import METRICS, coco_eval
     from crnas.models import get_architecture
 
+    check_device(args.device)
     explicit = args.synthetic is not None or args.coco or args.voc
     explicit_dataset = load_dataset(data_spec(args)) if explicit else None
     rows = []
@@ -48,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
             _, dataset = split(full, info["split"]["val_fraction"], info["split"]["seed"])
         if list(dataset.classes) != info["classes"]:
             raise ValueError(f"data: expected the classes the run was trained on {info['classes']}, got {list(dataset.classes)}")
-        model = detector_from_run(info)
+        model = detector_from_run(info, args.max_detections)
         state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
-        metrics = coco_eval(model.to(args.device), dataset, batch_size=args.batch_size, device=args.device)
+        metrics = coco_eval(
+            model.to(args.device), dataset, batch_size=args.batch_size, device=args.device, max_detections=detections_per_image(model)
+        )
         arch = get_architecture(info["architecture"])
         macs = flops.count(arch, (800, 1088), info["model"]["detector"], fpn_channels=info["model"]["fpn_channels"],
                            representation_size=info["model"]["representation_size"]).macs

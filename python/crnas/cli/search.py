@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from crnas.cli import CLIUsageError
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.errors import check_device
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES
 from crnas.search.confidence import NOISE_ADVICE, Confidence
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage-iterations", type=int, help="override the stage supernet's iterations")
     parser.add_argument("--op-iterations", type=int, help="override the operation supernet's iterations")
     parser.add_argument("--beam", type=int, help="top-K of the greedy search (default 3)")
+    parser.add_argument("--max-dets", type=int, dest="max_detections",
+                        help="detections kept per image and scored by COCO AP (default: the preset's; 100, COCO's, for paper; 50 for tiny/demo)")
     scoring = parser.add_mutually_exclusive_group()
     scoring.add_argument("--joint", action="store_true", help="score a greedy step's candidates together in one pass (per-image paths)")
     scoring.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (own BN recalibration each)")
@@ -48,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the space, the phases and their estimated wall time from a few timed iterations; search nothing")
 
 
 def _confidences(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from crnas.models import get_architecture
     from crnas.search import driver
 
-    if args.out.exists() and (args.out / "config.json").exists() and not args.resume:
+    if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
     defaults = driver.PRESETS[args.preset].get("data", {})
     spec = data_spec(args, defaults)
@@ -74,17 +82,29 @@ def run(args: argparse.Namespace) -> int:
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
-        beam=args.beam, device=args.device, num_workers=args.num_workers,
+        beam=args.beam, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
+    check_device(config.device)
+    dataset = load_dataset(spec)
+    estimate: list[str] = []
+    if args.dry_run or (not args.resume and int(os.environ.get("WORLD_SIZE", "1")) == 1):  # not under torchrun
+        from crnas.search.estimate import estimate_search
+
+        estimate = estimate_search(config, dataset).lines()
+        if args.dry_run:
+            print("\n".join(estimate))
+            return 0
     distributed.init_from_env(config.device)
     args.out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(args.out / "search.log") if distributed.is_main() else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
+    for line in estimate:
+        logger.info("estimate: %s", line.strip())
     try:
-        result = driver.run_search(config, load_dataset(spec), args.out, resume=args.resume, progress=not args.no_progress)
+        result = driver.run_search(config, dataset, args.out, resume=args.resume, progress=not args.no_progress)
     finally:
         logging.getLogger().removeHandler(handler)
     if not distributed.is_main():

@@ -30,6 +30,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-size", type=int, default=1333, help="detector resize: longer side cap (default 1333)")
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument("--representation-size", type=int, help="R-CNN box head width (default torchvision's 1024)")
+    parser.add_argument("--max-dets", type=int, default=100, dest="max_detections",
+                        help="detections kept per image and scored by COCO AP (default COCO's 100; raise for dense scenes)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,41 +58,49 @@ def percent(value: float) -> str:
     return "n/a" if value < 0 else f"{100 * value:.1f}"
 
 
-def detector_from_run(run: dict[str, Any]):
-    """The (untrained) detector a run.json describes."""
+def detector_from_run(run: dict[str, Any], max_detections: int | None = None):
+    """The (untrained) detector a run.json describes, keeping ``max_detections`` per image (default:
+    the run's)."""
     from torchvision.ops import FrozenBatchNorm2d
 
-    from crnas.detection import build_detector
+    from crnas.detection import build_detector, detection_limit
+    from crnas.eval import MAX_DETECTIONS
     from crnas.models import get_architecture
 
     m = run["model"]
+    limit = detection_limit(m["detector"], max_detections if max_detections is not None else m.get("max_detections", MAX_DETECTIONS))
     return build_detector(
         m["detector"], get_architecture(run["architecture"]), num_classes=m["num_classes"], weights_backbone=None,
         trainable_layers=m["trainable_layers"], norm_layer=FrozenBatchNorm2d if m["frozen_bn"] else None,
         fpn_channels=m["fpn_channels"], representation_size=m["representation_size"], min_size=m["min_size"], max_size=m["max_size"],
+        **limit,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from crnas.cli.errors import check_device
     from crnas.data import split
-    from crnas.detection import build_detector
+    from crnas.data.check import preflight
+    from crnas.detection import build_detector, detection_limit
     from crnas.eval import coco_eval
     from crnas.models import get_architecture
     from crnas.train import train_detector
 
+    check_device(args.device)
     arch = get_architecture(args.arch)
     if args.width is not None:
         arch = arch.replace(width=args.width)
     spec = data_spec(args)
     dataset = load_dataset(spec)
     train_set, val_set = split(dataset, args.val_fraction, args.seed)
+    preflight([("train", train_set), ("held-out", val_set)])
     pretrained = args.weights_backbone is not None
     model_config = {
         "detector": args.detector, "num_classes": len(dataset.classes) + 1, "min_size": args.min_size, "max_size": args.max_size,
         "fpn_channels": args.fpn_channels, "representation_size": args.representation_size,
-        "trainable_layers": 3 if pretrained else 5, "frozen_bn": pretrained,
+        "max_detections": args.max_detections, "trainable_layers": 3 if pretrained else 5, "frozen_bn": pretrained,
     }
     run_info = {
         "architecture": json.loads(arch.to_json()), "model": model_config, "data": spec, "classes": list(dataset.classes),
@@ -101,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_detector(
         args.detector, arch, num_classes=model_config["num_classes"], weights_backbone=args.weights_backbone,
         fpn_channels=args.fpn_channels, representation_size=args.representation_size, min_size=args.min_size, max_size=args.max_size,
+        **detection_limit(args.detector, args.max_detections),
     )
     epochs = args.epochs if args.iterations is None and args.epochs is not None else (12 if args.iterations is None else None)
     result = train_detector(
@@ -108,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, num_workers=args.num_workers, checkpoint_dir=args.out, checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
     )
-    metrics = coco_eval(model, val_set, batch_size=args.batch_size, device=args.device)
+    metrics = coco_eval(model, val_set, batch_size=args.batch_size, device=args.device, max_detections=args.max_detections)
     run_info["train"] = {
         "iterations": result.iteration, "batch_size": args.batch_size, "final_loss": result.loss_history[-1] if result.loss_history else None,
     }

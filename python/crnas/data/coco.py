@@ -166,6 +166,10 @@ class CocoDataset(DetectionDataset):
     def image_path(self, index: int) -> Path:
         return self._files[self._check_index(index)]
 
+    def annotated_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` as the annotations give it."""
+        return self._sizes[self._check_index(index)]
+
     def target(self, index: int) -> dict[str, Any]:
         i = self._check_index(index)
         return make_target(self.image_ids[i], self._boxes[i], self._labels[i], self._areas[i], self._crowd[i])

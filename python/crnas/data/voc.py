@@ -184,6 +184,10 @@ class VOCDataset(DetectionDataset):
     def image_path(self, index: int) -> Path:
         return self._files[self._check_index(index)]
 
+    def annotated_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` as the annotations give it."""
+        return self._sizes[self._check_index(index)]
+
     def target(self, index: int) -> dict[str, Any]:
         i = self._check_index(index)
         boxes = self._boxes[i]

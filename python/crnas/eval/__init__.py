@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from crnas.eval.coco import METRICS, coco_eval, score_detections
+from crnas.eval.coco import MAX_DETECTIONS, METRICS, coco_eval, score_detections
 from crnas.eval.detections import collect_detections, ground_truth
 from crnas.eval.voc import voc_ap50
 
-__all__ = ["METRICS", "coco_eval", "collect_detections", "ground_truth", "score_detections", "voc_ap50"]
+__all__ = ["MAX_DETECTIONS", "METRICS", "coco_eval", "collect_detections", "ground_truth", "score_detections", "voc_ap50"]

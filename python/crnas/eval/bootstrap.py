@@ -4,7 +4,7 @@ A paired bootstrap over images asks how an AP difference between two sets of det
 images would vary with another draw of those images. Re-running pycocotools on every resample would
 repeat its expensive part, the per-image matching of detections to ground truth, which does not
 depend on the draw. :class:`ImageEvaluation` runs that matching once (pycocotools' ``evaluate``, area
-"all", 100 detections per image) and computes COCO AP for many image weightings at once: a resample
+"all", up to ``max_detections`` per image) and computes COCO AP for many image weightings at once: a resample
 that draws image *i* ``w_i`` times weighs its detections and ground truth by ``w_i``, which gives the
 same precision/recall curve as concatenating ``w_i`` copies of it (copies of a detection are
 consecutive in the score order, and COCO's interpolated precision is the same whether such a run of
@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crnas.data.base import DetectionDataset
-from crnas.eval.coco import coco_evaluator
+from crnas.eval.coco import MAX_DETECTIONS, coco_evaluator
 from crnas.eval.detections import Record
 
 __all__ = ["ImageEvaluation", "bootstrap_weights", "percentile_interval"]
@@ -41,7 +41,7 @@ class _Category:
 class ImageEvaluation:
     """The per-image COCO matching of one set of detections, re-accumulated under image weights.
 
-    Build it with :meth:`of`; :meth:`ap` gives COCO AP (IoU .50:.05:.95, area all, 100 detections) for
+    Build it with :meth:`of`; :meth:`ap` gives COCO AP (IoU .50:.05:.95, area all) for
     each row of a weight matrix; ``image_ids`` orders the weight columns.
     """
 
@@ -52,9 +52,10 @@ class ImageEvaluation:
         self._recall = recall_thresholds
 
     @classmethod
-    def of(cls, detections: Sequence[Record], dataset: DetectionDataset) -> ImageEvaluation:
-        """Match ``detections`` (records of :func:`crnas.eval.collect_detections`) against ``dataset``."""
-        evaluator = coco_evaluator(detections, dataset)
+    def of(cls, detections: Sequence[Record], dataset: DetectionDataset, *, max_detections: int = MAX_DETECTIONS) -> ImageEvaluation:
+        """Match ``detections`` (records of :func:`crnas.eval.collect_detections`) against ``dataset``,
+        up to ``max_detections`` per image."""
+        evaluator = coco_evaluator(detections, dataset, max_detections=max_detections)
         with contextlib.redirect_stdout(io.StringIO()):
             evaluator.evaluate()
         p = evaluator.params

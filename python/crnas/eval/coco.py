@@ -2,7 +2,9 @@
 
 Metrics are fractions in [0, 1] (not percentages), in pycocotools' order: ``AP`` (IoU .50:.05:.95),
 ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl`` (area < 32², 32²..96², > 96², from the ground truth's
-``area``), all at 100 detections per image. A metric without ground truth (e.g. ``APs`` when no object
+``area``), all at ``max_detections`` per image (COCO's 100 by default: only an image's best-scored
+100 detections count, so an image with more objects than the cap cannot reach AP 1; such images are
+named in a warning — raise the cap for dense scenes, e.g. ``crnas train --max-dets 600``). A metric without ground truth (e.g. ``APs`` when no object
 is small) is ``-1.0``, as pycocotools reports it.
 
 The ground truth is built in memory from ``dataset.target(index)`` of every image that has a detection
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -26,11 +29,16 @@ from torch import nn
 from crnas.data.base import DetectionDataset
 from crnas.eval.detections import Record, collect_detections, ground_truth
 
-__all__ = ["METRICS", "coco_eval", "coco_evaluator", "score_detections"]
+__all__ = ["MAX_DETECTIONS", "METRICS", "coco_eval", "coco_evaluator", "score_detections"]
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+#: COCO's cap on the detections scored per image (pycocotools' ``maxDets[2]``).
+MAX_DETECTIONS = 100
+
+_AREAS = {"APs": "small", "APm": "medium", "APl": "large"}
 
 
 class _COCOevalIgnoringDifficult(COCOeval):
@@ -57,12 +65,36 @@ def _coco(images: list[dict[str, Any]], categories: list[dict[str, Any]], annota
     return coco
 
 
-def coco_evaluator(detections: Sequence[Record], dataset: DetectionDataset) -> COCOeval:
-    """A pycocotools ``COCOeval`` (bbox) of ``detections`` against ``dataset``, ready to ``evaluate()``.
+def _check_max_detections(max_detections: int) -> int:
+    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+        raise ValueError(f"max_detections: expected an int >= 1, got {max_detections!r}")
+    return max_detections
 
-    Only the images with a record take part, each as its ``image_id`` in the dataset.
-    """
+
+def _summarize(evaluator: COCOeval) -> list[float]:
+    """:data:`METRICS` from the accumulated precision at the last ``maxDets`` (pycocotools'
+    ``summarize`` reads AP at a hard-coded 100, which is -1 when 100 is not among ``maxDets``)."""
+    params = evaluator.params
+    precision = evaluator.eval["precision"]  # [IoU thresholds, recall thresholds, classes, areas, maxDets]
+    iou = {"AP": slice(None), "AP50": np.flatnonzero(np.isclose(params.iouThrs, 0.5)), "AP75": np.flatnonzero(np.isclose(params.iouThrs, 0.75))}
+    values = []
+    for name in METRICS:
+        area = params.areaRngLbl.index(_AREAS.get(name, "all"))
+        p = precision[iou.get(name, slice(None)), :, :, area, -1]
+        p = p[p > -1]
+        values.append(float(np.mean(p)) if p.size else -1.0)
+    return values
+
+
+def coco_evaluator(
+    detections: Sequence[Record], dataset: DetectionDataset, *, max_detections: int = MAX_DETECTIONS
+) -> COCOeval:
+    """A pycocotools ``COCOeval`` (bbox, ``maxDets`` up to ``max_detections``) of ``detections`` against
+    ``dataset``, ready to ``evaluate()``; only the images with a record take part. Images with more
+    ground-truth objects than ``max_detections`` are named in a warning."""
+    max_detections = _check_max_detections(max_detections)
     pairs = ground_truth(detections, dataset)
+    _warn_dense(pairs, max_detections)
     cat_id = dataset.label_to_cat_id
     categories = [{"id": cat_id[label], "name": name} for label, name in enumerate(dataset.classes, start=1)]
     images = [{"id": target["image_id"]} for _, target in pairs]
@@ -85,23 +117,40 @@ def coco_evaluator(detections: Sequence[Record], dataset: DetectionDataset) -> C
                 "id": len(dts) + 1, "image_id": target["image_id"], "category_id": cat_id[label],
                 "bbox": xywh, "score": score, "area": xywh[2] * xywh[3], "iscrowd": 0,
             })
-    return _COCOevalIgnoringDifficult(_coco(images, categories, gts), _coco(images, categories, dts), "bbox")
+    evaluator = _COCOevalIgnoringDifficult(_coco(images, categories, gts), _coco(images, categories, dts), "bbox")
+    evaluator.params.maxDets = sorted({1, 10, max_detections})
+    return evaluator
 
 
-def score_detections(detections: Sequence[Record], dataset: DetectionDataset) -> dict[str, float]:
+def score_detections(
+    detections: Sequence[Record], dataset: DetectionDataset, *, max_detections: int = MAX_DETECTIONS
+) -> dict[str, float]:
     """COCO box metrics of ``detections`` (records of :func:`collect_detections`) against ``dataset``.
 
     Only the images with a record are scored, so the records of several ``collect_detections`` calls
-    (e.g. one per mini-batch and sub-network) can be concatenated and scored as one set.
+    (e.g. one per mini-batch and sub-network) can be concatenated and scored as one set. Each image's
+    ``max_detections`` best-scored detections count (COCO's 100); images with more ground-truth
+    objects than that are named in a warning.
     """
-    evaluator = coco_evaluator(detections, dataset)
+    evaluator = coco_evaluator(detections, dataset, max_detections=max_detections)
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    logger.debug("pycocotools on %d images:\n%s", len(evaluator.params.imgIds), log.getvalue())
-    return {name: float(value) for name, value in zip(METRICS, evaluator.stats[: len(METRICS)])}
+    logger.debug("pycocotools on %d images, at most %d detections per image:\n%s", len(evaluator.params.imgIds), max_detections, log.getvalue())
+    return dict(zip(METRICS, _summarize(evaluator)))
+
+
+def _warn_dense(pairs: Sequence[tuple[Record, dict[str, Any]]], max_detections: int) -> None:
+    """Warn, naming them, about images with more ground-truth objects than ``max_detections``."""
+    dense = [(target["image_id"], int(target["boxes"].shape[0])) for _, target in pairs if target["boxes"].shape[0] > max_detections]
+    if dense:
+        worst = max(n for _, n in dense)
+        listed = ", ".join(f"image_id {i} ({n})" for i, n in dense[:10]) + (f" and {len(dense) - 10} more" if len(dense) > 10 else "")
+        logger.warning(
+            "%d images have more ground-truth objects than max_detections=%d, so their AP cannot reach 1: %s; "
+            "raise the cap to at least %d (--max-dets)", len(dense), max_detections, listed, worst,
+        )
 
 
 def coco_eval(
@@ -111,7 +160,11 @@ def coco_eval(
     batch_size: int = 2,
     device: torch.device | str = "cpu",
     num_workers: int = 0,
+    max_detections: int = MAX_DETECTIONS,
 ) -> dict[str, float]:
-    """COCO box AP of ``model`` on all of ``dataset``: :func:`collect_detections` then :func:`score_detections`."""
+    """COCO box AP of ``model`` on all of ``dataset``: :func:`collect_detections` then :func:`score_detections`
+    at ``max_detections`` per image (set the detector's own cap to match, see
+    :func:`crnas.detection.detection_limit`)."""
+    max_detections = _check_max_detections(max_detections)
     detections = collect_detections(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers)
-    return score_detections(detections, dataset)
+    return score_detections(detections, dataset, max_detections=max_detections)

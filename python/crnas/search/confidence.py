@@ -22,6 +22,7 @@ import torch
 from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights, percentile_interval
+from crnas.eval.coco import MAX_DETECTIONS
 from crnas.eval.detections import Record
 
 __all__ = [
@@ -132,12 +133,13 @@ def compare_to_winner(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    max_detections: int = MAX_DETECTIONS,
 ) -> Confidence:
     """Paired bootstrap of candidate ``winner`` against candidate ``reference`` and against every other
     candidate, on the same ``resamples`` draws of the archval images (indices into ``detections``)."""
     if not detections:
         raise ValueError("detections: expected at least one candidate, got none")
-    evaluations = [ImageEvaluation.of(d, archval) for d in detections]
+    evaluations = [ImageEvaluation.of(d, archval, max_detections=max_detections) for d in detections]
     ids = evaluations[0].image_ids
     for name, e in zip(names, evaluations):
         if e.image_ids != ids:
@@ -170,6 +172,7 @@ def stage_confidence(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    max_detections: int = MAX_DETECTIONS,
 ) -> Confidence | None:
     """The stage search's winner (``table[0]``, the table best first) against the baseline allocation
     (the runner-up when the baseline is not in the space); ``None`` when a candidate's detections were
@@ -179,7 +182,9 @@ def stage_confidence(
     if any(d is None for d in detections) or len(names) < 2:
         return None
     reference = names.index(list(baseline)) if list(baseline) in names else 1
-    return compare_to_winner(detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed)  # type: ignore[arg-type]
+    return compare_to_winner(
+        detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed, max_detections=max_detections  # type: ignore[arg-type]
+    )
 
 
 def step_confidence(
@@ -191,6 +196,7 @@ def step_confidence(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    max_detections: int = MAX_DETECTIONS,
 ) -> Confidence | None:
     """A greedy step's best candidate (``ranked[0]``) against the runner-up (``ranked[1]``) and the
     other candidates; ``None`` without detections or with a single candidate."""
@@ -198,7 +204,9 @@ def step_confidence(
         return None
     names = [list(c) for c in candidates]
     winner, reference = names.index(list(ranked[0])), names.index(list(ranked[1]))
-    return compare_to_winner(detections, names, winner, reference, archval, resamples=resamples, level=level, seed=seed)
+    return compare_to_winner(
+        detections, names, winner, reference, archval, resamples=resamples, level=level, seed=seed, max_detections=max_detections
+    )
 
 
 def allocation_key(blocks: Sequence[int]) -> str:

@@ -30,7 +30,9 @@ import crnas
 from crnas import distributed
 from crnas.data import split
 from crnas.data.base import DetectionDataset
+from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
+from crnas.detection import detection_limit
 from crnas.flops import DETECTORS
 from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
 from crnas.search.procedures import DifferentiableSearch, PathSampler, StageSampler, greedy_dilation_search, stage_search
@@ -63,6 +65,8 @@ class SearchConfig:
     choices: list[list[int]] | None = None
     detector: str = "faster_rcnn_fpn"
     method: str = "greedy"
+    #: Detections kept per image by the detector and counted by the AP (COCO's 100; raise for dense scenes).
+    max_detections: int = 100
     #: The detector's resize: shorter side, longer side cap.
     min_size: int = 800
     max_size: int = 1333
@@ -114,6 +118,7 @@ class SearchConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
+        detection_limit(self.detector, self.max_detections)  # raises on a bad cap
 
     def space(self) -> Any:
         """The stage space this configuration searches."""
@@ -142,20 +147,20 @@ class SearchConfig:
 #: Heads sized for small images and CPUs (torchvision's defaults sample 512 RoIs and keep 2000 proposals).
 _SMALL_HEADS = dict(
     rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
-    box_batch_size_per_image=128, box_detections_per_img=50,
+    box_batch_size_per_image=128,
 )
 
-#: Presets: ``tiny`` (tests, about 2 minutes on 2 CPU cores), ``demo`` (``make demo``, under 10 minutes),
+#: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
 #: ``paper`` (the paper's detector settings, for GPUs; spec §8). They set width, image size, schedule
 #: lengths and batch sizes; the family, budget, data and method come from the user.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS,
+        width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=10, stage_iterations=30, op_iterations=30, checkpoint_every=10,
         recal_batches=2, eval_batch_size=4, val_fraction=0.2, data=dict(kind="synthetic", num_images=40, image_size=128),
     ),
     "demo": dict(
-        width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS,
+        width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
         recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False,
         data=dict(kind="synthetic", num_images=320, image_size=256),
@@ -219,7 +224,8 @@ def _supernet(config: SearchConfig, space: Any, num_classes: int) -> torch.nn.Mo
     torch.manual_seed(derive_seed(config.seed, INIT))
     return build_supernet_detector(
         config.detector, space, num_classes=num_classes, min_size=config.min_size, max_size=config.max_size,
-        fpn_channels=config.fpn_channels, representation_size=config.representation_size, **config.detector_kwargs,
+        fpn_channels=config.fpn_channels, representation_size=config.representation_size,
+        **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
     ).to(config.device)
 
 
@@ -275,6 +281,7 @@ def run_search(
     started = time.time()
 
     archtrain, archval = split(dataset, config.val_fraction, config.seed)
+    preflight([("archtrain", archtrain), ("archval", archval)])
     num_classes = len(dataset.classes) + 1
     space = config.space()
     if len(space) == 0:
@@ -299,7 +306,8 @@ def run_search(
     logger.info("stage search: best allocation %s (AP %.4f)", best_blocks, table[0]["metrics"]["AP"])
     baseline = Architecture.baseline(config.family).replace(width=config.width)
     stage_conf = stage_confidence(
-        table, stage_store, archval, baseline.blocks, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE)
+        table, stage_store, archval, baseline.blocks, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE),
+        max_detections=scorer.max_detections,
     )
     _log_confidence(stage_conf, "stage search")
 
@@ -345,6 +353,7 @@ def run_search(
             conf = step_confidence(
                 [c["dilations"] for c in step["candidates"]], [c["dilations"] for c in ranked[:2]], step_store.load(step_key(step["step"])),
                 archval, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE, step["step"] + 1),
+                max_detections=scorer.max_detections,
             )
             step["confidence"] = None if conf is None else conf.to_dict()
         _log_confidence(_last_confidence(greedy["steps"]), "dilation search (last step)", baseline_name="the runner-up")

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from crnas import distributed
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
+from crnas.detection import detections_per_image
 from crnas.eval import collect_detections, score_detections
 from crnas.eval.detections import Record, detection_record
 from crnas.search.supernet import Path, SuperNet, supernet_of
@@ -96,6 +97,8 @@ class Scorer:
         recal_batches: archtrain batches (of ``batch_size``) used to recalibrate BatchNorm.
         seed: seeds the recalibration batches and the random completions.
         device: where the model runs.
+
+    Each image's detections are scored up to the model's own cap (``max_detections``, read from it).
     """
 
     model: nn.Module
@@ -108,6 +111,7 @@ class Scorer:
 
     def __post_init__(self) -> None:
         self.supernet: SuperNet = supernet_of(self.model)
+        self.max_detections = detections_per_image(self.model)
         n = len(self.archtrain)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, RECAL))).tolist()
         take = order[: min(n, self.recal_batches * self.batch_size)]
@@ -141,7 +145,7 @@ class Scorer:
         self.supernet.set_allocation(blocks)
         recalibrate_bn(self.model, self.recal_images)
         records = self._collect()
-        return score_detections(records, self.archval), records
+        return score_detections(records, self.archval, max_detections=self.max_detections), records
 
     def score_allocation(self, blocks: Sequence[int]) -> dict[str, float]:
         """AP of the allocation ``blocks`` (:meth:`evaluate_allocation` without the detections)."""
@@ -181,7 +185,7 @@ class Scorer:
             detections = self._detect_jointly(prefixes, step, common_random)
         else:
             detections = [self._detect_one(prefixes, c, step, common_random) for c in range(len(prefixes))]
-        return [(score_detections(d, self.archval), d) for d in detections]
+        return [(score_detections(d, self.archval, max_detections=self.max_detections), d) for d in detections]
 
     def score_candidates(
         self, prefixes: Sequence[Sequence[int]], step: int, *, joint: bool = True, common_random: bool = True
