@@ -31,6 +31,7 @@ __all__ = [
     "cr_backbone_with_fpn",
     "fpn_extractor",
     "build_detector",
+    "backbone_training",
     "assemble_detector",
     "fpn_returned_layers",
     "fpn_extra_blocks",
@@ -183,6 +184,12 @@ def assemble_detector(
     return cls(backbone, num_classes=None, **heads, **kwargs)
 
 
+def backbone_training(pretrained: bool) -> tuple[int, type[nn.Module]]:
+    """Trainable stages and normalisation of a detector's backbone (torchvision's rule): all 5 stages
+    with ``BatchNorm2d`` from scratch, 3 with ``FrozenBatchNorm2d`` from ImageNet weights."""
+    return (3, FrozenBatchNorm2d) if pretrained else (5, nn.BatchNorm2d)
+
+
 def build_detector(
     detector: str,
     arch: Any,
@@ -202,11 +209,9 @@ def build_detector(
     ``fpn_channels`` and ``representation_size`` (the R-CNN box head's width, torchvision's 1024)
     shrink the heads for small data and CPUs."""
     returned_layers = fpn_returned_layers(detector)
-    pretrained = weights_backbone is not None
-    if trainable_layers is None:
-        trainable_layers = 3 if pretrained else 5
-    if norm_layer is None:
-        norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    default_layers, default_norm = backbone_training(pretrained=weights_backbone is not None)
+    trainable_layers = default_layers if trainable_layers is None else trainable_layers
+    norm_layer = default_norm if norm_layer is None else norm_layer
     backbone = cr_backbone_with_fpn(
         arch,
         weights_backbone=weights_backbone,

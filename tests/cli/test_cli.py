@@ -57,3 +57,13 @@ def test_train_then_compare_runs(tmp_path, capsys):
     assert {k: rows[1][k] for k in run["metrics"]} == run["metrics"]
     assert main(["eval", str(tmp_path)]) == 2
     assert "expected a run directory of `crnas train`" in capsys.readouterr().err
+    # the typed record and the one way back to the trained detector
+    from crnas.detection import detections_per_image
+    from crnas.runs import RunRecord, load_detector
+
+    record = RunRecord.load(tmp_path / "cr")
+    assert record.to_dict() == run and record.model.max_detections == 40 and not record.model.pretrained
+    model = load_detector(tmp_path / "cr")
+    assert not model.training and detections_per_image(model) == 40 and model.architecture.blocks == [1, 3, 5, 7]
+    legacy = {**run, "model": {k: v for k, v in run["model"].items() if k != "pretrained"} | {"trainable_layers": 5, "frozen_bn": False}}
+    assert RunRecord.from_dict(legacy) == record  # run.json written by crnas 0.1.0

@@ -36,7 +36,7 @@ class PathOracle(nn.Module):
 
     def __init__(self, model: nn.Module, archval) -> None:
         super().__init__()
-        self.backbone, self.transform = model.backbone, model.transform
+        self.backbone, self.transform, self.roi_heads = model.backbone, model.transform, model.roi_heads
         self.known = [(archval.load_image(i), archval.target(i)) for i in range(len(archval))]
 
     def _target(self, image: torch.Tensor):

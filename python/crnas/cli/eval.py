@@ -27,41 +27,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from crnas import flops
     from crnas.cli.errors import check_device
-    from crnas.cli.train import detector_from_run, percent
+    from crnas.cli.train import percent
     from crnas.data import split
     from crnas.detection import detections_per_image
     from crnas.eval import METRICS, coco_eval
     from crnas.models import get_architecture
+    from crnas.runs import RUN_FILE, RunRecord, load_detector
 
     check_device(args.device)
     explicit = args.synthetic is not None or args.coco or args.voc
     explicit_dataset = load_dataset(data_spec(args)) if explicit else None
     rows = []
     for run_dir in args.runs:
-        info_path = run_dir / "run.json"
-        if not info_path.is_file():
-            raise CLIUsageError(f"{run_dir}: expected a run directory of `crnas train` (no run.json)")
-        info = json.loads(info_path.read_text())
+        if not (run_dir / RUN_FILE).is_file():
+            raise CLIUsageError(f"{run_dir}: expected a run directory of `crnas train` (no {RUN_FILE})")
+        info = RunRecord.load(run_dir)
         if explicit_dataset is not None:
             dataset = explicit_dataset
         else:
-            full = load_dataset(info["data"])
-            _, dataset = split(full, info["split"]["val_fraction"], info["split"]["seed"])
-        if list(dataset.classes) != info["classes"]:
-            raise ValueError(f"data: expected the classes the run was trained on {info['classes']}, got {list(dataset.classes)}")
-        model = detector_from_run(info, args.max_detections)
-        state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+            full = load_dataset(info.data)
+            _, dataset = split(full, info.split["val_fraction"], info.split["seed"])
+        if list(dataset.classes) != info.classes:
+            raise ValueError(f"data: expected the classes the run was trained on {info.classes}, got {list(dataset.classes)}")
+        model = load_detector(run_dir, max_detections=args.max_detections)
         metrics = coco_eval(
             model.to(args.device), dataset, batch_size=args.batch_size, device=args.device, max_detections=detections_per_image(model)
         )
-        arch = get_architecture(info["architecture"])
-        macs = flops.count(arch, (800, 1088), info["model"]["detector"], fpn_channels=info["model"]["fpn_channels"],
-                           representation_size=info["model"]["representation_size"]).macs
+        arch = get_architecture(info.architecture)
+        macs = flops.count(arch, (800, 1088), info.model.detector, fpn_channels=info.model.fpn_channels,
+                           representation_size=info.model.representation_size).macs
         rows.append({"run": str(run_dir), "blocks": arch.blocks, "gmacs_800x1088": round(macs / 1e9, 2), **metrics})
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
 from crnas.flops import DETECTORS
@@ -58,25 +57,6 @@ def percent(value: float) -> str:
     return "n/a" if value < 0 else f"{100 * value:.1f}"
 
 
-def detector_from_run(run: dict[str, Any], max_detections: int | None = None):
-    """The (untrained) detector a run.json describes, keeping ``max_detections`` per image (default:
-    the run's)."""
-    from torchvision.ops import FrozenBatchNorm2d
-
-    from crnas.detection import build_detector, detection_limit
-    from crnas.eval import MAX_DETECTIONS
-    from crnas.models import get_architecture
-
-    m = run["model"]
-    limit = detection_limit(m["detector"], max_detections if max_detections is not None else m.get("max_detections", MAX_DETECTIONS))
-    return build_detector(
-        m["detector"], get_architecture(run["architecture"]), num_classes=m["num_classes"], weights_backbone=None,
-        trainable_layers=m["trainable_layers"], norm_layer=FrozenBatchNorm2d if m["frozen_bn"] else None,
-        fpn_channels=m["fpn_channels"], representation_size=m["representation_size"], min_size=m["min_size"], max_size=m["max_size"],
-        **limit,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -86,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from crnas.detection import build_detector, detection_limit
     from crnas.eval import coco_eval
     from crnas.models import get_architecture
+    from crnas.runs import ModelSettings, RunRecord
     from crnas.train import train_detector
 
     check_device(args.device)
@@ -96,20 +77,19 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(spec)
     train_set, val_set = split(dataset, args.val_fraction, args.seed)
     preflight([("train", train_set), ("held-out", val_set)])
-    pretrained = args.weights_backbone is not None
-    model_config = {
-        "detector": args.detector, "num_classes": len(dataset.classes) + 1, "min_size": args.min_size, "max_size": args.max_size,
-        "fpn_channels": args.fpn_channels, "representation_size": args.representation_size,
-        "max_detections": args.max_detections, "trainable_layers": 3 if pretrained else 5, "frozen_bn": pretrained,
-    }
-    run_info = {
-        "architecture": json.loads(arch.to_json()), "model": model_config, "data": spec, "classes": list(dataset.classes),
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed, "train": len(train_set), "val": len(val_set)},
-        "weights_backbone": args.weights_backbone,
-    }
+    settings = ModelSettings(
+        detector=args.detector, num_classes=len(dataset.classes) + 1, min_size=args.min_size, max_size=args.max_size,
+        fpn_channels=args.fpn_channels, representation_size=args.representation_size, max_detections=args.max_detections,
+        pretrained=args.weights_backbone is not None,
+    )
+    record = RunRecord(
+        architecture=json.loads(arch.to_json()), model=settings, data=spec, classes=list(dataset.classes),
+        split={"val_fraction": args.val_fraction, "seed": args.seed, "train": len(train_set), "val": len(val_set)},
+        weights_backbone=args.weights_backbone,
+    )
     torch.manual_seed(args.seed)
     model = build_detector(
-        args.detector, arch, num_classes=model_config["num_classes"], weights_backbone=args.weights_backbone,
+        args.detector, arch, num_classes=settings.num_classes, weights_backbone=args.weights_backbone,
         fpn_channels=args.fpn_channels, representation_size=args.representation_size, min_size=args.min_size, max_size=args.max_size,
         **detection_limit(args.detector, args.max_detections),
     )
@@ -120,11 +100,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     metrics = coco_eval(model, val_set, batch_size=args.batch_size, device=args.device, max_detections=args.max_detections)
-    run_info["train"] = {
+    record.train = {
         "iterations": result.iteration, "batch_size": args.batch_size, "final_loss": result.loss_history[-1] if result.loss_history else None,
     }
-    run_info["metrics"] = metrics
-    (args.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    record.metrics = metrics
+    record.save(args.out)
     print(f"{repr(arch)}\ntrained {result.iteration} iterations; held-out COCO metrics ({len(val_set)} images):")
     print("  " + "  ".join(f"{k} {percent(v)}" for k, v in metrics.items()))
     print(f"run: {args.out / 'run.json'}")
