@@ -117,7 +117,11 @@ def plot_dilation_search(result: Any, *, dpi: int = 100, path: str | PathLike[st
         ax.set_ylabel("AP")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, 0.93))
         ax.grid(alpha=0.3)
-        ax.set_title(f"greedy dilation search (top-{search.get('k', len(steps[0]['beam']))} beam)", fontsize=10)
+        title = f"greedy dilation search (top-{search.get('k', len(steps[0]['beam']))} beam)"
+        leads = [s["confidence"]["lead"]["ci"][0] > 0 for s in steps if s.get("confidence")]
+        if leads:
+            title += f"\n{sum(leads)} of {len(leads)} steps' winners beat the runner-up outside the 95% interval"
+        ax.set_title(title, fontsize=9)
     ends = [sum(blocks[: i + 1]) for i in range(len(blocks))]
     for i, end in enumerate(ends):
         if end < sum(blocks):
