@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage-iterations", type=int, help="override the stage supernet's iterations")
     parser.add_argument("--op-iterations", type=int, help="override the operation supernet's iterations")
     parser.add_argument("--beam", type=int, help="top-K of the greedy search (default 3)")
+    parser.add_argument("--val-fraction", type=float, help="fraction of the images held out as archval (default: the preset's)")
     parser.add_argument("--max-dets", type=int, dest="max_detections",
                         help="detections kept per image and scored by COCO AP (default: the preset's; 100, COCO's, for paper; 50 for tiny/demo)")
     scoring = parser.add_mutually_exclusive_group()
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
-        beam=args.beam, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
+        beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, data=spec,
     )
