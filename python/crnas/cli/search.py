@@ -1,4 +1,4 @@
-"""Search a computation reallocation: stage supernet, stage search, dilation search (spec §4).
+"""Search a computation reallocation: stage supernet, stage search, dilation search (docs/design.md#search-phases).
 
 Writes DIR/result.json (the found architecture, its MACs against the baseline, every scored
 candidate, configuration, seeds, versions, data fingerprint), DIR/search.log and checkpoints;
