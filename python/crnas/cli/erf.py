@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from crnas.cli import CLIUsageError, parse_size
+from crnas.cli.common import CLIUsageError, parse_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

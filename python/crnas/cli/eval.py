@@ -12,8 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from crnas.cli import CLIUsageError
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset, percent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from crnas import flops
-    from crnas.cli.train import detector_from_run, percent
+    from crnas.cli.train import detector_from_run
     from crnas.data import split
     from crnas.eval import METRICS, coco_eval
     from crnas.models import get_architecture

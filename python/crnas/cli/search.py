@@ -16,8 +16,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from crnas.cli import CLIUsageError
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES
 

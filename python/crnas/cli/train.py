@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import add_data_arguments, data_spec, load_dataset, percent
 from crnas.flops import DETECTORS
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, dest="num_workers")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--no-progress", action="store_true")
-
-
-def percent(value: float) -> str:
-    """A COCO metric in percent; pycocotools' -1 (no ground truth in that range) as n/a."""
-    return "n/a" if value < 0 else f"{100 * value:.1f}"
 
 
 def detector_from_run(run: dict[str, Any]):
