@@ -1,4 +1,4 @@
-//! `Architecture`: the single source of truth for a CR-NAS backbone (spec §2, §3, §5, §11).
+//! `Architecture`: the single source of truth for a CR-NAS backbone (docs/design.md#architectures).
 //!
 //! An architecture is a family (the block type and channel plan), the number of blocks in each
 //! of the four resolution stages C2..C5 (strides 4, 8, 16, 32), one dilation per block for the
@@ -10,7 +10,7 @@ use crate::error::{ensure, CrnasError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Dilations a searched 3×3 convolution may take (spec §3).
+/// Dilations a searched 3×3 convolution may take (docs/design.md#operation-space).
 pub const DILATIONS: [usize; 3] = [1, 2, 3];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl Family {
         })
     }
 
-    /// Blocks per stage of the reference network (torchvision's depths; MobileNetV2 per spec §11.5).
+    /// Blocks per stage of the reference network (torchvision's depths; MobileNetV2: docs/design.md#families).
     pub fn baseline_blocks(self) -> [usize; 4] {
         match self {
             Family::Resnet18 => [2, 2, 2, 2],
@@ -142,7 +142,7 @@ impl Architecture {
         Architecture::new(family, family.baseline_blocks().to_vec(), None, 1.0).expect("baseline is valid")
     }
 
-    /// The architectures published in the paper (spec §5.1): `scr_resnet50` and `cr_resnet50`.
+    /// The architectures published in the paper (docs/design.md#published-architectures): `scr_resnet50` and `cr_resnet50`.
     pub fn paper(name: &str) -> Result<Self> {
         match name {
             "scr_resnet50" => Architecture::new(Family::Resnet50, vec![1, 3, 5, 7], None, 1.0),

@@ -1,6 +1,6 @@
 //! FLOPs accountant: analytic multiply-accumulates (MACs) and parameter counts of an
 //! [`Architecture`] at any input size, per layer, per stage and in total, alone or inside a
-//! torchvision detector (spec §8b, §11.4; convention in docs/flops.md).
+//! torchvision detector (convention in docs/flops.md).
 //!
 //! Convention: MACs of convolutions (`N·Cout·Hout·Wout·Cin/groups·k²`, also for transposed
 //! convolutions per input position) and linear layers; BatchNorm, activations, pooling, upsampling

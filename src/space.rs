@@ -1,4 +1,4 @@
-//! Search spaces and samplers (spec §2, §3, §4, §11).
+//! Search spaces and samplers (docs/design.md#search-spaces).
 //!
 //! - [`StageSpace`]: block counts per stage drawn from per-stage choice sets, constrained by a
 //!   budget (a total block count, or MACs within a tolerance of the baseline's). Feasible
@@ -16,11 +16,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-/// The paper's choice sets for the ResNet series (spec §2.1), reused for ResNeXt (spec §11.6).
+/// The paper's choice sets for the ResNet series, reused for ResNeXt (docs/design.md#stage-space).
 pub const RESNET_CHOICES: [&[usize]; 4] =
     [&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &[2, 3, 5, 6, 9, 11, 14, 17, 20, 23], &[2, 3, 4, 6, 7, 9, 11, 13, 15, 17]];
 
-/// crnas's MobileNetV2 choice sets (spec §11.5): around the baseline [2, 3, 7, 4]; C4 and C5
+/// crnas's MobileNetV2 choice sets (docs/design.md#stage-space): around the baseline [2, 3, 7, 4]; C4 and C5
 /// need two blocks (one per channel group).
 pub const MOBILENET_CHOICES: [&[usize]; 4] = [&[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5, 6], &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11], &[2, 3, 4, 5, 6, 7, 8]];
 

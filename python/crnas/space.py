@@ -9,7 +9,7 @@ from crnas._native import core
 
 __all__ = ["sample_paths", "DILATIONS"]
 
-#: Dilations of the searched 3×3 convolutions (spec §3).
+#: Dilations of the searched 3×3 convolutions (docs/design.md#operation-space).
 DILATIONS = (1, 2, 3)
 
 

@@ -1,4 +1,4 @@
-//! Fused multi-dilation 3×3 convolution with one kernel shared by all dilations (spec §11.2).
+//! Fused multi-dilation 3×3 convolution with one kernel shared by all dilations (docs/design.md#fused-convolution).
 //!
 //! `y = Σ_d mix[·, d] · conv2d(x, W, stride, padding = d, dilation = d, groups) + bias`
 //!

@@ -126,7 +126,7 @@ def test_bad_arguments(call, exc, match):
 
 
 def test_fuzzed_bad_inputs_raise_python_exceptions():
-    """1,200 generated bad inputs to the spec, the spaces, the sampler and the accountant."""
+    """1,200 generated bad inputs to Architecture, the spaces, the sampler and the accountant."""
     rng = random.Random(0)
     junk = [None, "x", 1.5, -1, 0, 10**30, [], [[]], {}, float("nan"), float("inf"), True, object(), [1, 2], [1] * 5, "resnet50"]
     families = ["resnet50", "mobilenet_v2", "resnet", "", "RESNET50", 50]

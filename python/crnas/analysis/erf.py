@@ -1,5 +1,5 @@
 """Effective receptive fields (Luo et al. 2016, https://arxiv.org/abs/1701.04128), the measurement
-behind the paper's Fig. 1 (spec §7).
+behind the paper's Fig. 1 (docs/design.md#erf).
 
 The gradient of one feature map's centre unit with respect to the input: the centre position's
 output gradient is 1 in every channel, every other position's 0; ``|∂y/∂x|`` summed over the input's

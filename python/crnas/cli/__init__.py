@@ -12,7 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "COMMANDS", "CLIUsageError"]
+from crnas.cli.common import CLIUsageError
+
+__all__ = ["main", "COMMANDS"]
 
 #: Subcommand name -> module in ``crnas.cli`` defining ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS = {
@@ -25,24 +27,6 @@ COMMANDS = {
     "audit": "audit",
     "check-data": "check_data",
 }
-
-
-class CLIUsageError(Exception):
-    """A command-line mistake: reported with the subcommand's usage, exit status 2."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``800x1088`` or ``512`` -> (H, W)."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 800x1088) or one int, got {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW with positive ints, got {text!r}")
-    return values[0], values[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from crnas.cli import CLIUsageError
+from crnas.cli.common import CLIUsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Arguments shared by several subcommands: where the detection data comes from."""
+"""What the subcommands share: the usage error, argument types, the data arguments, metric formatting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,30 @@ from typing import Any
 
 from crnas.data.spec import load_dataset
 
-__all__ = ["add_data_arguments", "data_spec", "load_dataset"]
+__all__ = ["CLIUsageError", "add_data_arguments", "data_spec", "load_dataset", "parse_size", "percent"]
+
+
+class CLIUsageError(Exception):
+    """A command-line mistake: reported with the subcommand's usage, exit status 2."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``800x1088`` or ``512`` -> (H, W)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 800x1088) or one int, got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW with positive ints, got {text!r}")
+    return values[0], values[1]
+
+
+def percent(value: float) -> str:
+    """A COCO metric in percent; pycocotools' -1 (no ground truth in that range) as n/a."""
+    return "n/a" if value < 0 else f"{100 * value:.1f}"
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

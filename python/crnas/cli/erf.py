@@ -1,4 +1,4 @@
-"""Effective receptive fields of FPN levels, model against model (the paper's Fig. 1, spec §7).
+"""Effective receptive fields of FPN levels, model against model (the paper's Fig. 1, docs/design.md#erf).
 
 Writes DIR/erf.png (rows = models, columns = levels, anchor boxes drawn), DIR/erf_<model>.png,
 DIR/erf.json and DIR/erf.csv (r50 / r90: radii holding 50% / 90% of the ERF; anchor_mass: its share
@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from crnas.cli import CLIUsageError, parse_size
+from crnas.cli.common import CLIUsageError, parse_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

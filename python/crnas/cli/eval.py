@@ -12,8 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from crnas.cli import CLIUsageError
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset, percent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     from crnas import flops
     from crnas.cli.errors import check_device
-    from crnas.cli.train import percent
     from crnas.data import split
     from crnas.detection import detections_per_image
     from crnas.eval import METRICS, coco_eval

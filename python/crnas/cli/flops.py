@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from crnas.cli import parse_size
+from crnas.cli.common import parse_size
 from crnas.flops import DETECTORS
 
 

@@ -1,4 +1,4 @@
-"""Search a computation reallocation: stage supernet, stage search, dilation search (spec §4).
+"""Search a computation reallocation: stage supernet, stage search, dilation search (docs/design.md#search-phases).
 
 Writes DIR/result.json (the found architecture, its MACs against the baseline, every scored
 candidate, configuration, seeds, versions, data fingerprint), DIR/search.log and checkpoints;
@@ -18,8 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from crnas.cli import CLIUsageError
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
 from crnas.flops import DETECTORS
 from crnas.models.registry import FAMILIES

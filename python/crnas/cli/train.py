@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.cli.common import add_data_arguments, data_spec, load_dataset, percent
 from crnas.flops import DETECTORS
 
 logger = logging.getLogger(__name__)
@@ -52,9 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def percent(value: float) -> str:
-    """A COCO metric in percent; pycocotools' -1 (no ground truth in that range) as n/a."""
-    return "n/a" if value < 0 else f"{100 * value:.1f}"
 
 
 def run(args: argparse.Namespace) -> int:

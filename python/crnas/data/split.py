@@ -1,4 +1,4 @@
-"""The archtrain / archval split of the search (spec §4.1, §11.7) and the subset type it returns."""
+"""The archtrain / archval split of the search (docs/design.md#data-splits) and the subset type it returns."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Running a detector over a dataset, and pairing its detections with the ground truth.
 
 The architecture search evaluates the mini-batches of archval with different sub-networks and scores the
-union (spec §4.3), so collecting and scoring are separate: :func:`collect_detections` returns one record
-per image, records from several calls can be concatenated, and the scoring functions only look at the
-images that have a record.
+union (docs/design.md#scoring), so collecting and scoring are separate: :func:`collect_detections`
+returns one record per image, records from several calls can be concatenated, and the scoring functions
+only look at the images that have a record.
 """
 
 from __future__ import annotations

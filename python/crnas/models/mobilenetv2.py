@@ -3,8 +3,9 @@
 Same ``features`` / ``classifier`` layout and module names as ``torchvision.models.mobilenet_v2``
 (so torchvision checkpoints and ``mobilenet_backbone``-style utilities apply): inverted residual
 blocks expose ``_is_cn`` (stride > 1) and ``out_channels``. The depthwise 3×3 carries the searched
-dilation (padding = dilation; spec §11.5). Stages follow the output stride: C2 = 24 channels,
-C3 = 32, C4 = 64 + 96, C5 = 160 + 320 and the final 1×1 convolution (``features[-1]``).
+dilation (padding = dilation; docs/design.md#searched-convolution). Stages follow the output stride:
+C2 = 24 channels, C3 = 32, C4 = 64 + 96, C5 = 160 + 320 and the final 1×1 convolution
+(``features[-1]``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Building models from architectures, and the named models.
 
-Named models come in two kinds (spec §5, §11.11):
+Named models come in two kinds (docs/design.md#published-architectures):
 - the paper's published architectures, ``SCRResNet50`` and ``CRResNet50``;
 - the reallocatable baselines (torchvision's networks): ``ResNet18``, ``ResNet50``, ``ResNet101``,
   ``ResNeXt50_32x4d``, ``ResNeXt101_32x4d``, ``MobileNetV2``.
@@ -177,7 +177,7 @@ ResNeXt50_32x4d = _named("ResNeXt50_32x4d", "resnext50_32x4d", "ResNeXt50-32x4d 
 ResNeXt101_32x4d = _named(
     "ResNeXt101_32x4d", "resnext101_32x4d", "ResNeXt101-32x4d ([3, 4, 23, 3], 32 groups of width 4; the paper's ReX101)."
 )
-MobileNetV2 = _named("MobileNetV2", "mobilenet_v2", "MobileNetV2 as a reallocatable family (stages by output stride, spec §11.5).")
+MobileNetV2 = _named("MobileNetV2", "mobilenet_v2", "MobileNetV2 as a reallocatable family (stages by output stride, docs/design.md#families).")
 SCRResNet50 = _named(
     "SCRResNet50", "scr_resnet50", "SCR-ResNet50 (the paper's stage reallocation [1, 3, 5, 7], Fig. 4; arXiv:1912.11234)."
 )

@@ -1,11 +1,11 @@
 """Reallocated ResNet / ResNeXt backbones, torchvision-compatible.
 
 A ``CRResNet`` is built from an :class:`~crnas.Architecture` layout: any number of blocks per stage
-and a dilation on each block's searched 3×3 convolution (``conv2``, padding = dilation; spec §3,
-§11.3: the strided first block of a stage is searched too). Everything else is torchvision's ResNet
-(V1.5: stride on the 3×3): the same module names (``conv1``, ``bn1``, ``relu``, ``maxpool``,
-``layer1``..``layer4``, ``avgpool``, ``fc``), the ``inplanes`` attribute, the same initialisation
-and state-dict keys, so torchvision's detection utilities and checkpoints work unchanged.
+and a dilation on each block's searched 3×3 convolution (``conv2``, padding = dilation; the strided
+first block of a stage is searched too: docs/design.md#searched-convolution). Everything else is
+torchvision's ResNet (V1.5: stride on the 3×3): the same module names (``conv1``, ``bn1``, ``relu``,
+``maxpool``, ``layer1``..``layer4``, ``avgpool``, ``fc``), the ``inplanes`` attribute, the same
+initialisation and state-dict keys, so torchvision's detection utilities and checkpoints work unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class BasicBlock(nn.Module):
     """ResNet18's block with a dilated second 3×3.
 
     .. note:: torchvision's ``BasicBlock`` refuses dilation > 1; CR-NAS searches the dilation of the
-       second 3×3 convolution of every BasicBlock (spec §3), hence this class. Names match torchvision's.
+       second 3×3 convolution of every BasicBlock, hence this class. Names match torchvision's.
     """
 
     expansion = 1

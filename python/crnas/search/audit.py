@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,8 +41,14 @@ from crnas.data import SyntheticDetection, split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
-from crnas.search.driver import SearchConfig, data_fingerprint
+from crnas.detection import build_detector
+from crnas.eval import coco_eval, collect_detections
+from crnas.models import get_architecture
+from crnas.search.driver import SearchConfig, _supernet, data_fingerprint
 from crnas.search.result import load_result
+from crnas.search.scoring import Scorer
+from crnas.search.supernet import supernet_of
+from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
     "AuditConfig", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
@@ -311,10 +318,6 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
 
 def _standalone_trainer(setup: _Setup) -> Trainer:
     """Trains with :func:`crnas.train.train_detector` and evaluates with :func:`crnas.eval.coco_eval`."""
-    from crnas.detection import build_detector
-    from crnas.eval import coco_eval
-    from crnas.models import get_architecture
-    from crnas.train import train_detector
 
     config, classes = setup.config, len(setup.train_set.classes) + 1
 
@@ -357,10 +360,6 @@ def _dilation_candidates(
 ) -> list[tuple[list[int], list[int], float, int]]:
     """The final beam (or the differentiable pick) and all-dilation-1 on the found allocation, each
     scored with full paths (no random completion) by the trained operation supernet."""
-    from crnas.search.driver import _supernet
-    from crnas.search.scoring import Scorer
-    from crnas.search.supernet import supernet_of
-    from crnas.train import CHECKPOINT_NAME
 
     blocks = result["stage_search"]["best"]
     search = result["dilation_search"]
@@ -385,7 +384,6 @@ def _dilation_candidates(
 
 
 def _jobs(setup: _Setup, audit: AuditConfig, entries: list[tuple[list[int], list[int], float, int]]) -> list[list[StandaloneJob]]:
-    from crnas.models import get_architecture
 
     config = setup.config
     train_fp, eval_fp = data_fingerprint(setup.train_set), data_fingerprint(setup.eval_set)
@@ -488,12 +486,7 @@ def run_audit(
 def estimate_run_seconds(setup: _Setup, steps: int = 4) -> float:
     """Seconds one stand-alone run should take: a few timed training steps of the baseline allocation
     (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images."""
-    import tempfile
 
-    from crnas.detection import build_detector
-    from crnas.eval import collect_detections
-    from crnas.models import get_architecture
-    from crnas.train import train_detector
 
     config = setup.config
     arch = get_architecture(setup.result["baseline"])

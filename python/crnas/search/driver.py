@@ -1,4 +1,4 @@
-"""The hierarchical search, end to end (spec §4, §11): stage supernet → stage search → operation
+"""The hierarchical search, end to end (docs/design.md#search-phases): stage supernet → stage search → operation
 supernet (initialised from the stage supernet) → dilation search (greedy beam or differentiable)
 → ``result.json``.
 
@@ -151,7 +151,7 @@ _SMALL_HEADS = dict(
 )
 
 #: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
-#: ``paper`` (the paper's detector settings, for GPUs; spec §8). They set width, image size, schedule
+#: ``paper`` (the paper's detector settings, for GPUs; docs/design.md#presets). They set width, image size, schedule
 #: lengths and batch sizes; the family, budget, data and method come from the user.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(

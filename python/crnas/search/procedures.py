@@ -1,4 +1,4 @@
-"""The search procedures of CR-NAS (spec §4, §11).
+"""The search procedures of CR-NAS (docs/design.md#search-phases).
 
 - Supernet training with single-path sampling: :class:`StageSampler` (one allocation per step, uniform
   over the feasible ones) and :class:`PathSampler` (one dilation per block per step, or one per block
@@ -7,7 +7,7 @@
 - :func:`stage_search`: every feasible allocation scored on archval (Eq. 1), the whole table kept.
 - :func:`greedy_dilation_search`: Algorithm 1, top-K beam search over per-block dilations.
 - :class:`DifferentiableSearch`: softmax weights per block trained with first-order bilevel updates
-  through the fused convolution (spec §11.10), discretised by argmax.
+  through the fused convolution (docs/design.md#differentiable-search), discretised by argmax.
 
 Each procedure appends one JSON line per scored candidate / step to a log and, given the same log,
 skips what is already there: killing a search and running it again continues where it stopped and
@@ -192,7 +192,7 @@ def greedy_dilation_search(
 
 
 class DifferentiableSearch:
-    """Training callback for the differentiable spatial mode (spec §11.10).
+    """Training callback for the differentiable spatial mode (docs/design.md#differentiable-search).
 
     Holds ``alpha``, one row of logits per block over the dilations. Before every weight step it takes
     one first-order architecture step: the detection loss of an archval batch, computed with

@@ -1,9 +1,9 @@
-"""Scoring sub-networks of a supernet detector on archval (spec §4.2, §4.3, §11.8, §11.9).
+"""Scoring sub-networks of a supernet detector on archval (docs/design.md#scoring).
 
 Every score is COCO AP of the detections collected on archval, after recalibrating the backbone's
 BatchNorm statistics on a fixed set of archtrain batches with the sub-network being scored.
 
-Dilation candidates of one greedy step can be scored *jointly*: each archval image is repeated once
+Dilation candidates of one greedy step (docs/design.md#greedy-dilation-search) can be scored *jointly*: each archval image is repeated once
 per candidate and every block's ``mix`` holds one one-hot row per repeated image, so one forward
 pass of the fused convolution runs all candidates (their BatchNorm statistics are then recalibrated
 together, on the same repetition of the archtrain batches), or *one by one*, each with its own

@@ -1,4 +1,4 @@
-"""Weight-sharing supernets for the hierarchical search (spec §4, §11.1, §11.2).
+"""Weight-sharing supernets for the hierarchical search (docs/design.md#supernets).
 
 - Stage level: shared-prefix elastic depth. Each stage holds the most blocks any allocation of the
   space uses; an allocation runs the first blocks of every stage (for MobileNetV2: the first blocks
