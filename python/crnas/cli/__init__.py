@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from crnas._native import NativeCoreUnavailable
+
 __all__ = ["main", "COMMANDS", "CLIUsageError"]
 
 #: Subcommand name -> module in ``crnas.cli`` defining ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -57,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except NativeCoreUnavailable as err:  # the subcommands' choices come from the core
+        print(f"crnas: error: {err}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -28,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from crnas import flops
+    from crnas.arch import MACS_INPUT_SIZE, get_architecture
     from crnas.cli.train import detector_from_run, percent
     from crnas.data import split
     from crnas.eval import METRICS, coco_eval
-    from crnas.models import get_architecture
 
     explicit = args.synthetic is not None or args.coco or args.voc
     explicit_dataset = load_dataset(data_spec(args)) if explicit else None
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state["model"])
         metrics = coco_eval(model.to(args.device), dataset, batch_size=args.batch_size, device=args.device)
         arch = get_architecture(info["architecture"])
-        macs = flops.count(arch, (800, 1088), info["model"]["detector"], fpn_channels=info["model"]["fpn_channels"],
+        macs = flops.count(arch, MACS_INPUT_SIZE, info["model"]["detector"], fpn_channels=info["model"]["fpn_channels"],
                            representation_size=info["model"]["representation_size"]).macs
         rows.append({"run": str(run_dir), "blocks": arch.blocks, "gmacs_800x1088": round(macs / 1e9, 2), **metrics})
     if args.json:

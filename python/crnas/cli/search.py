@@ -16,10 +16,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from crnas.arch import DETECTORS, FAMILIES
 from crnas.cli import CLIUsageError
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
-from crnas.flops import DETECTORS
-from crnas.models.registry import FAMILIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
-    from crnas.models import get_architecture
+    from crnas.arch import get_architecture
     from crnas.search import driver
 
     if args.out.exists() and (args.out / "config.json").exists() and not args.resume:

@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from crnas.arch import DETECTORS
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
-from crnas.flops import DETECTORS
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ def detector_from_run(run: dict[str, Any]):
     """The (untrained) detector a run.json describes."""
     from torchvision.ops import FrozenBatchNorm2d
 
+    from crnas.arch import get_architecture
     from crnas.detection import build_detector
-    from crnas.models import get_architecture
 
     m = run["model"]
     return build_detector(
@@ -74,15 +74,13 @@ def detector_from_run(run: dict[str, Any]):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from crnas.arch import get_architecture
     from crnas.data import split
     from crnas.detection import build_detector
     from crnas.eval import coco_eval
-    from crnas.models import get_architecture
     from crnas.train import train_detector
 
-    arch = get_architecture(args.arch)
-    if args.width is not None:
-        arch = arch.replace(width=args.width)
+    arch = get_architecture(args.arch, width=args.width)
     spec = data_spec(args)
     dataset = load_dataset(spec)
     train_set, val_set = split(dataset, args.val_fraction, args.seed)
@@ -93,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "trainable_layers": 3 if pretrained else 5, "frozen_bn": pretrained,
     }
     run_info = {
-        "architecture": json.loads(arch.to_json()), "model": model_config, "data": spec, "classes": list(dataset.classes),
+        "architecture": arch.to_dict(), "model": model_config, "data": spec, "classes": list(dataset.classes),
         "split": {"val_fraction": args.val_fraction, "seed": args.seed, "train": len(train_set), "val": len(val_set)},
         "weights_backbone": args.weights_backbone,
     }
