@@ -459,8 +459,8 @@ def crnas_mobilenet_v2(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {
     fn.__name__: fn
     for fn in (
-        cr_resnet50,
         scr_resnet50,
+        cr_resnet50,
         crnas_resnet18,
         crnas_resnet50,
         crnas_resnet101,
