@@ -13,6 +13,9 @@ use std::fmt;
 /// Dilations a searched 3×3 convolution may take (docs/design.md#operation-space).
 pub const DILATIONS: [usize; 3] = [1, 2, 3];
 
+/// Names of the architectures published in the paper (spec §5.1), for [`Architecture::paper`].
+pub const PAPER_ARCHITECTURES: [&str; 2] = ["scr_resnet50", "cr_resnet50"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Family {
     #[serde(rename = "resnet18")]
@@ -152,7 +155,11 @@ impl Architecture {
                 Some(vec![1, 1, 2, 1, 1, 1, 2, 3, 1, 1, 2, 1, 3, 2, 2, 3]),
                 1.0,
             ),
-            other => Err(CrnasError::value("name", "one of 'scr_resnet50', 'cr_resnet50'", format!("{other:?}"))),
+            other => Err(CrnasError::value(
+                "name",
+                format!("one of {}", PAPER_ARCHITECTURES.map(|n| format!("'{n}'")).join(", ")),
+                format!("{other:?}"),
+            )),
         }
     }
 
@@ -172,7 +179,11 @@ impl Architecture {
 
     /// Parse and validate; a missing `dilations` means all 1, a missing `width` 1.0.
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut arch: Architecture = serde_json::from_str(text)?;
+        Architecture::completed(serde_json::from_str(text)?)
+    }
+
+    /// A deserialised architecture with its defaults filled in (empty `dilations`: all 1), validated.
+    pub fn completed(mut arch: Architecture) -> Result<Self> {
         if arch.dilations.is_empty() {
             arch.dilations = vec![1; arch.blocks.iter().sum()];
         }
@@ -370,6 +381,7 @@ mod tests {
         assert_eq!(cr.dilations.iter().filter(|&&d| d == 1).count(), 8);
         assert_eq!(cr.to_string(), "Architecture(resnet50, blocks=[1, 3, 5, 7], dilations=1 | 1 2 1 | 1 1 2 3 1 | 1 2 1 3 2 2 3)");
         assert!(Architecture::paper("cr_resnet101").is_err());
+        assert!(PAPER_ARCHITECTURES.iter().all(|name| Architecture::paper(name).is_ok()));
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! The Python face of the native core (`crnas._core`): thin wrappers that convert arguments and
 //! errors and release the GIL around tensor work. No maths lives here.
 
-use crate::arch::{Architecture, Family};
+use crate::arch::{Architecture, Family, DILATIONS, PAPER_ARCHITECTURES};
 use crate::error::{CrnasError, Result};
 use crate::flops::{self, Convention, Detector, Report};
 use crate::mdconv::{self, Backend};
-use crate::space::{self, Budget, StageSpace};
+use crate::space::{self, Budget, StageSpace, MACS_INPUT_SIZE};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 use pyo3_tch::PyTensor;
 use std::collections::hash_map::DefaultHasher;
@@ -134,6 +134,22 @@ impl PyArchitecture {
 
     fn to_json(&self) -> String {
         self.0.to_json()
+    }
+
+    /// From a dict with the keys of :meth:`to_dict` (``dilations`` and ``width`` optional).
+    #[classmethod]
+    fn from_dict(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if !data.is_instance_of::<PyDict>() {
+            return Err(CrnasError::type_("data", "a dict", data.get_type()).into());
+        }
+        let arch = pythonize::depythonize::<Architecture>(data)
+            .map_err(|e| CrnasError::value("data", "a dict with the keys family, blocks and optionally dilations, width", e))?;
+        Ok(PyArchitecture(Architecture::completed(arch)?))
+    }
+
+    /// ``{"family": ..., "blocks": [...], "dilations": [...], "width": ...}``: the JSON form as plain Python data.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.0)?)
     }
 
     /// A copy with some fields replaced (new ``blocks`` without ``dilations`` resets them to 1).
@@ -343,20 +359,20 @@ pub struct PyStageSpace(StageSpace);
 #[pymethods]
 impl PyStageSpace {
     #[new]
-    #[pyo3(signature = (family, choices, *, budget = None, flops_tolerance = None, input_size = (800, 1088), width = 1.0))]
+    #[pyo3(signature = (family, choices, *, budget = None, flops_tolerance = None, input_size = None, width = 1.0))]
     fn new(
         py: Python<'_>,
         family: &str,
         choices: Vec<Vec<i64>>,
         budget: Option<i64>,
         flops_tolerance: Option<f64>,
-        input_size: (i64, i64),
+        input_size: Option<(i64, i64)>,
         width: f64,
     ) -> PyResult<Self> {
         let family = Family::parse(family)?;
         let choices = choices.iter().enumerate().map(|(i, c)| counts(&format!("choices[{i}]"), c)).collect::<Result<Vec<_>>>()?;
         let budget = budget.map(|b| usize::try_from(b).map_err(|_| CrnasError::value("budget", "a non-negative block count", b))).transpose()?;
-        let hw = size2("input_size", input_size)?;
+        let hw = input_size.map(|s| size2("input_size", s)).transpose()?.unwrap_or(MACS_INPUT_SIZE);
         Ok(PyStageSpace(py.allow_threads(|| StageSpace::new(family, choices, budget, flops_tolerance, hw, width))?))
     }
 
@@ -465,7 +481,15 @@ fn sample_paths(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__torch_version__", env!("CRNAS_TORCH_VERSION"))?;
+    // The constants Python reads instead of retyping them (see crnas.arch).
+    m.add("FAMILIES", PyTuple::new(py, Family::ALL.map(Family::name))?)?;
+    m.add("PAPER_ARCHITECTURES", PyTuple::new(py, PAPER_ARCHITECTURES)?)?;
+    m.add("DILATIONS", PyTuple::new(py, DILATIONS)?)?;
+    m.add("DETECTORS", PyTuple::new(py, Detector::ALL.map(Detector::name))?)?;
+    m.add("CONVENTION", pythonize::pythonize(py, &Convention::default())?)?;
+    m.add("MACS_INPUT_SIZE", MACS_INPUT_SIZE)?;
     m.add_class::<PyArchitecture>()?;
     m.add_class::<PyStageSpace>()?;
     m.add_class::<PyFlopsReport>()?;

@@ -24,8 +24,8 @@ pub const RESNET_CHOICES: [&[usize]; 4] =
 /// need two blocks (one per channel group).
 pub const MOBILENET_CHOICES: [&[usize]; 4] = [&[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5, 6], &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11], &[2, 3, 4, 5, 6, 7, 8]];
 
-/// The input size at which a MACs budget is measured by default (the paper's 800×1088).
-pub const DEFAULT_BUDGET_INPUT: (usize, usize) = (800, 1088);
+/// The input size at which MACs are compared: a MACs budget's default, the search's reports (the paper's 800×1088).
+pub const MACS_INPUT_SIZE: (usize, usize) = (800, 1088);
 
 /// What an allocation must satisfy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,10 +110,10 @@ impl StageSpace {
     pub fn paper(family: Family) -> Result<Self> {
         let to_vec = |sets: [&[usize]; 4]| sets.iter().map(|s| s.to_vec()).collect();
         if family.is_mobilenet() {
-            StageSpace::new(family, to_vec(MOBILENET_CHOICES), None, Some(0.01), DEFAULT_BUDGET_INPUT, 1.0)
+            StageSpace::new(family, to_vec(MOBILENET_CHOICES), None, Some(0.01), MACS_INPUT_SIZE, 1.0)
         } else {
             let total = family.baseline_blocks().iter().sum();
-            StageSpace::new(family, to_vec(RESNET_CHOICES), Some(total), None, DEFAULT_BUDGET_INPUT, 1.0)
+            StageSpace::new(family, to_vec(RESNET_CHOICES), Some(total), None, MACS_INPUT_SIZE, 1.0)
         }
     }
 
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(s.len(), 49);
         assert!(s.contains(&[2, 3, 7, 4]));
         let Budget::Macs { target, .. } = s.budget else { panic!("MACs budget expected") };
-        let macs = count_many(&s.allocations().iter().map(|a| s.architecture(a, None).unwrap()).collect::<Vec<_>>(), DEFAULT_BUDGET_INPUT, None, &backbone_only()).unwrap();
+        let macs = count_many(&s.allocations().iter().map(|a| s.architecture(a, None).unwrap()).collect::<Vec<_>>(), MACS_INPUT_SIZE, None, &backbone_only()).unwrap();
         assert!(macs.iter().all(|&m| (m as f64 / target as f64 - 1.0).abs() <= 0.01));
     }
 

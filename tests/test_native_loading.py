@@ -34,6 +34,16 @@ def test_import_survives_a_torch_version_mismatch():
             print(err)
         else:
             raise SystemExit("the native op ran against a mismatched torch")
+        import crnas.analysis, crnas.detection, crnas.arch  # importable; only using the core fails
+        for use in (lambda: crnas.Architecture.paper("cr_resnet50"), lambda: crnas.StageSpace("resnet50", [[1]] * 4),
+                    lambda: len(crnas.arch.DILATIONS), lambda: "resnet50" in crnas.arch.FAMILIES):
+            try:
+                use()
+            except crnas.NativeCoreUnavailable:
+                pass
+            else:
+                raise SystemExit("a native class or constant worked without the core")
+        assert not isinstance(object(), crnas.Architecture)
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

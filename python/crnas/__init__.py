@@ -5,8 +5,9 @@ https://arxiv.org/abs/1912.11234
 
 import torch  # noqa: F401  (libtorch must be loaded before the native core)
 
-from crnas import models, nn, ops
+from crnas import arch, models, nn, ops
 from crnas._native import NativeCoreUnavailable, native_available
+from crnas.arch import Architecture, StageSpace
 from crnas.models import (
     CRResNet50,
     MobileNetV2,
@@ -17,12 +18,9 @@ from crnas.models import (
     ResNeXt101_32x4d,
     SCRResNet50,
 )
-from crnas.space import sample_paths
+from crnas.sampling import sample_paths
 
 __version__ = "0.1.0"
-
-#: Classes defined by the native core; resolved on first use so ``import crnas`` never needs it.
-_NATIVE_CLASSES = ("Architecture", "StageSpace")
 
 __all__ = [
     "Architecture",
@@ -36,6 +34,7 @@ __all__ = [
     "ResNeXt101_32x4d",
     "MobileNetV2",
     "sample_paths",
+    "arch",
     "models",
     "NativeCoreUnavailable",
     "native_available",
@@ -44,10 +43,3 @@ __all__ = [
     "__version__",
 ]
 
-
-def __getattr__(name: str):
-    if name in _NATIVE_CLASSES:
-        from crnas._native import core
-
-        return getattr(core(), name)
-    raise AttributeError(f"module 'crnas' has no attribute {name!r}")

@@ -7,9 +7,21 @@ import numpy.typing as npt
 import torch
 
 __torch_version__: str
+FAMILIES: tuple[str, ...]
+PAPER_ARCHITECTURES: tuple[str, ...]
+DILATIONS: tuple[int, ...]
+DETECTORS: tuple[str, ...]
+CONVENTION: dict[str, Any]
+MACS_INPUT_SIZE: tuple[int, int]
 
 __all__ = [
     "__torch_version__",
+    "FAMILIES",
+    "PAPER_ARCHITECTURES",
+    "DILATIONS",
+    "DETECTORS",
+    "CONVENTION",
+    "MACS_INPUT_SIZE",
     "Architecture",
     "StageSpace",
     "FlopsReport",
@@ -32,6 +44,9 @@ class Architecture:
     @classmethod
     def from_json(cls, text: str) -> Architecture: ...
     def to_json(self) -> str: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture: ...
+    def to_dict(self) -> dict[str, Any]: ...
     def replace(self, *, blocks: list[int] | None = None, dilations: list[int] | None = None, width: float | None = None) -> Architecture: ...
     @property
     def family(self) -> str: ...
@@ -84,7 +99,7 @@ class StageSpace:
         *,
         budget: int | None = None,
         flops_tolerance: float | None = None,
-        input_size: tuple[int, int] = ...,
+        input_size: tuple[int, int] | None = None,
         width: float = 1.0,
     ) -> StageSpace: ...
     @classmethod

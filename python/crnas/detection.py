@@ -24,8 +24,9 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
-from crnas.flops import DETECTORS
-from crnas.models import CRMobileNetV2, build, get_architecture
+from crnas.arch import DETECTORS, ArchLike, get_architecture
+from crnas.models import CRMobileNetV2, build
+from crnas.models.weights import inherit, torchvision_state_dict
 
 __all__ = [
     "cr_backbone_with_fpn",
@@ -90,7 +91,7 @@ def fpn_extractor(
 
 
 def cr_backbone_with_fpn(
-    arch_or_name: Any,
+    arch_or_name: ArchLike,
     *,
     weights_backbone: Any = None,
     trainable_layers: int = 3,
@@ -118,8 +119,6 @@ def cr_backbone_with_fpn(
     backbone = build(arch, norm_layer=norm_layer)
     report = None
     if weights_backbone is not None:
-        from crnas.weights import inherit, torchvision_state_dict
-
         report = inherit(backbone, torchvision_state_dict(arch.family, weights_backbone, progress=progress))
     fpn = fpn_extractor(backbone, trainable_layers, returned_layers, extra_blocks, out_channels=out_channels)
     fpn.inherit_report = report
@@ -192,7 +191,7 @@ def backbone_training(pretrained: bool) -> tuple[int, type[nn.Module]]:
 
 def build_detector(
     detector: str,
-    arch: Any,
+    arch: ArchLike,
     *,
     num_classes: int,
     weights_backbone: Any = None,
@@ -229,7 +228,7 @@ def build_detector(
 def _cr_resnet50_builder(detector: str, title: str) -> Callable[..., nn.Module]:
     def builder(
         *,
-        arch: Any = "cr_resnet50",
+        arch: ArchLike = "cr_resnet50",
         weights: None = None,
         weights_backbone: Any = None,
         num_classes: int = 91,

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crnas._native import core
+from crnas.arch import CONVENTION, DETECTORS, Architecture
 
 if TYPE_CHECKING:
-    from crnas._core import Architecture, FlopsReport
+    from crnas._core import FlopsReport
 
 __all__ = ["count", "count_many", "CONVENTION", "DETECTORS", "FlopsReport"]
-
-DETECTORS = ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
 
 
 def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
@@ -33,18 +32,6 @@ def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (h, w)):
         raise ValueError(f"input_size: expected (H, W) with positive integers, got {tuple(input_size)!r}")
     return (h, w)
-
-
-#: Keyword arguments of the counting convention, with their defaults (docs/flops.md).
-CONVENTION = {
-    "num_classes": 81,
-    "rois": 2000,
-    "mask_rois": 128,
-    "size_divisible": 32,
-    "fpn_channels": 256,
-    "representation_size": 1024,
-    "classifier": True,
-}
 
 
 def count(
@@ -59,8 +46,8 @@ def count(
         arch: the architecture.
         input_size: ``(H, W)`` or one int for a square input.
         detector: ``None`` (backbone, plus the 1000-class classifier unless ``classifier=False``)
-            or one of :data:`DETECTORS`.
-        **convention: :data:`CONVENTION` keys (``num_classes``, ``rois``, ``mask_rois``,
+            or one of :data:`crnas.arch.DETECTORS`.
+        **convention: :data:`crnas.arch.CONVENTION` keys (``num_classes``, ``rois``, ``mask_rois``,
             ``size_divisible``, ``fpn_channels``, ``representation_size``, ``classifier``); ``None``
             keeps the default.
 

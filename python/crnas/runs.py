@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from crnas.arch import get_architecture
 from crnas.detection import backbone_training, build_detector, detection_limit
 from crnas.eval.coco import MAX_DETECTIONS
-from crnas.models import get_architecture
 from crnas.train import CHECKPOINT_NAME
 
 __all__ = ["RUN_FILE", "ModelSettings", "RunRecord", "load_detector"]

@@ -83,10 +83,29 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// A dtype as Python spells it (``torch.float32``), so both sides of the op word errors alike.
 fn kind_name(kind: Kind) -> String {
-    format!("{kind:?}").to_lowercase()
+    let name = match kind {
+        Kind::Uint8 => "uint8",
+        Kind::Int8 => "int8",
+        Kind::Int16 => "int16",
+        Kind::Int => "int32",
+        Kind::Int64 => "int64",
+        Kind::Half => "float16",
+        Kind::Float => "float32",
+        Kind::Double => "float64",
+        Kind::ComplexHalf => "complex32",
+        Kind::ComplexFloat => "complex64",
+        Kind::ComplexDouble => "complex128",
+        Kind::Bool => "bool",
+        Kind::BFloat16 => "bfloat16",
+        other => return format!("{other:?}").to_lowercase(),
+    };
+    format!("torch.{name}")
 }
 
+/// A device as Python spells it. tch reports every device other than CPU, CUDA and Vulkan as MPS
+/// (the meta device included), so only those names are exact.
 fn device_name(device: Device) -> String {
     match device {
         Device::Cpu => "cpu".to_string(),
@@ -112,7 +131,8 @@ fn check_like(arg: &str, t: &Tensor, input: &Tensor) -> Result<()> {
 }
 
 /// Validate the arguments of the op and return its geometry. Every check the kernels rely on
-/// for memory safety happens here.
+/// for memory safety happens here. The checks, their order and their messages are those of
+/// `crnas.ops.multi_dilation._validate` (tests/ops proves the two agree on every check).
 pub fn validate(
     input: &Tensor,
     weight: &Tensor,
@@ -122,33 +142,29 @@ pub fn validate(
     stride: i64,
     groups: i64,
 ) -> Result<Geometry> {
+    ensure!(!dilations.is_empty(), CrnasError::value("dilations", "at least one dilation", "[]"));
+    for &d in dilations {
+        ensure!(d >= 1, CrnasError::value("dilations", "ints >= 1", format!("{dilations:?}")));
+    }
+    ensure!(stride >= 1, CrnasError::value("stride", "an int >= 1", stride));
+    ensure!(groups >= 1, CrnasError::value("groups", "an int >= 1", groups));
     let kind = input.kind();
     ensure!(
         matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16),
         CrnasError::type_("input", "a floating-point tensor (float16, bfloat16, float32 or float64)", kind_name(kind))
-    );
-    ensure!(input.dim() == 4, CrnasError::value("input", "a 4-D tensor [N, C, H, W]", format!("shape {}", shape(input))));
-    ensure!(
-        weight.dim() == 4,
-        CrnasError::value("weight", "a 4-D tensor [O, C/groups, 3, 3]", format!("shape {}", shape(weight)))
     );
     check_like("weight", weight, input)?;
     check_like("mix", mix, input)?;
     if let Some(b) = bias {
         check_like("bias", b, input)?;
     }
-    ensure!(stride >= 1, CrnasError::value("stride", "an integer >= 1", stride));
-    ensure!(groups >= 1, CrnasError::value("groups", "an integer >= 1", groups));
-    ensure!(!dilations.is_empty(), CrnasError::value("dilations", "at least one dilation", "[]"));
-    for &d in dilations {
-        ensure!(d >= 1, CrnasError::value("dilations", "integers >= 1", format!("{dilations:?}")));
-    }
-    let (n, c, h, w) = input.size4()?;
-    let (o, cg, kh, kw) = weight.size4()?;
+    ensure!(input.dim() == 4, CrnasError::value("input", "a 4-D tensor [N, C, H, W]", format!("shape {}", shape(input))));
     ensure!(
-        kh == 3 && kw == 3,
-        CrnasError::value("weight", "a 3x3 kernel [O, C/groups, 3, 3]", format!("shape {}", shape(weight)))
+        weight.dim() == 4 && weight.size()[2..] == [3, 3],
+        CrnasError::value("weight", "a 4-D tensor [O, C/groups, 3, 3]", format!("shape {}", shape(weight)))
     );
+    let (n, c, h, w) = input.size4()?;
+    let (o, cg, _, _) = weight.size4()?;
     ensure!(c >= 1 && h >= 1 && w >= 1, CrnasError::value("input", "C, H and W >= 1", format!("shape {}", shape(input))));
     ensure!(
         c % groups == 0,

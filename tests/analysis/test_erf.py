@@ -152,4 +152,4 @@ def test_erf_table_rows():
     m = np.ones((9, 9))
     r = ERFResult.from_map(m, "P3", 8, (1, 1), 1, "noise")
     table = erf_table({"a": [r], "b": {"P3": r}})
-    assert [row["model"] for row in table] == ["a", "b"] and table.columns[:4] == ["model", "level", "stride", "anchor"]
+    assert list(table["model"]) == ["a", "b"] and list(table.columns[:4]) == ["model", "level", "stride", "anchor"]

@@ -1,13 +1,13 @@
-"""Tables: ``Table``, architecture comparison, search-result tables, ``load_result``, ``load_backbone``."""
+"""Tables (pandas DataFrames): architecture comparison, search-result tables; ``load_result``, ``load_backbone``."""
 
 from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from crnas.analysis import (
-    Table,
     architecture_table,
     as_architectures,
     dilation_steps_table,
@@ -20,46 +20,33 @@ from crnas.detection import build_detector
 from crnas.models import get_architecture
 
 
-def test_table_sort_filter_and_render(tmp_path):
-    table = Table([{"a": 2, "b": [1, 2]}, {"a": 1, "c": 0.123456}])
-    assert table.columns == ["a", "b", "c"] and len(table) == 2
-    assert table.sort("a").column("a") == [1, 2] and table.sort(lambda r: -r["a"]).column("a") == [2, 1]
-    assert table.filter(lambda r: r["a"] > 1).column("b") == [[1, 2]]
-    assert str(table).splitlines() == ["a  b    c", "-  ---  ------", "2  1 2", "1       0.1235"]
-    assert "<td>1 2</td>" in table._repr_html_()
-    assert table.to_csv(tmp_path / "t.csv") == "a,b,c\n2,1 2,\n1,,0.123456\n" == (tmp_path / "t.csv").read_text()
-    assert table.select(["c"]).columns == ["c"] and len(table.head(1)) == 1
-    with pytest.raises(KeyError, match=r"by: expected one of \['a', 'b', 'c'\], got 'd'"):
-        table.sort("d")
-
-
 def test_architecture_table():
     table = architecture_table(["resnet50", "scr_resnet50", "cr_resnet50"])
-    assert table.column("name") == ["resnet50", "scr_resnet50", "cr_resnet50"]
-    assert table[2]["dilations"] == "1 | 1 2 1 | 1 1 2 3 1 | 1 2 1 3 2 2 3"
-    assert table[0]["GMACs"] == pytest.approx(192.5, rel=0.01)  # the paper's ResNet50 Faster R-CNN figure
-    assert table[1]["MACs vs first"].startswith(("+0.", "-0."))
+    assert isinstance(table, pd.DataFrame) and list(table["name"]) == ["resnet50", "scr_resnet50", "cr_resnet50"]
+    assert table.loc[2, "dilations"] == "1 | 1 2 1 | 1 1 2 3 1 | 1 2 1 3 2 2 3"
+    assert table.loc[0, "GMACs"] == pytest.approx(192.5, rel=0.01)  # the paper's ResNet50 Faster R-CNN figure
+    assert table.loc[1, "MACs vs first"].startswith(("+0.", "-0."))
     backbone = architecture_table({"r": "resnet50"}, input_size=224, detector=None)
-    assert backbone[0]["GMACs"] == backbone[0]["backbone GMACs"] == pytest.approx(4.087, abs=1e-3)  # 4.089 less the fc
+    assert backbone.loc[0, "GMACs"] == backbone.loc[0, "backbone GMACs"] == pytest.approx(4.087, abs=1e-3)  # 4.089 less the fc
 
 
 def test_as_architectures_labels():
     arch = get_architecture("cr_resnet50")
     assert list(as_architectures([arch, "resnet50", "resnet50"])) == ["resnet50 [1, 3, 5, 7]", "resnet50", "resnet50 (2)"]
-    assert list(as_architectures(json.loads(arch.to_json()))) == ["resnet50 [1, 3, 5, 7]"]
+    assert list(as_architectures(arch.to_dict())) == ["resnet50 [1, 3, 5, 7]"]
 
 
 def test_result_tables(example_result, tmp_path):
     table = stage_table(example_result)
     rows = example_result["stage_search"]["allocations"]
     assert len(table) == len(rows) == example_result["space"]["size"]
-    assert table[0]["best"] and table[0]["blocks"] == example_result["stage_search"]["best"]
-    assert table.column("AP") == sorted(table.column("AP"), reverse=True) and table.column("rank")[:3] == [1, 2, 3]
-    assert sum(table.column("baseline")) == 1
-    assert all(r["C2"] + r["C3"] + r["C4"] + r["C5"] == 16 for r in table)
+    assert table.loc[0, "best"] and table.loc[0, "blocks"] == example_result["stage_search"]["best"]
+    assert table["AP"].is_monotonic_decreasing and list(table["rank"][:3]) == [1, 2, 3]
+    assert table["baseline"].sum() == 1
+    assert (table[["C2", "C3", "C4", "C5"]].sum(axis=1) == 16).all()
     steps = dilation_steps_table(example_result)
-    assert len(steps) == 16 and steps[-1]["best prefix"] == example_result["dilation_search"]["dilations"]
-    assert steps[0]["stage"] == "C2" and steps[-1]["stage"] == "C5"
+    assert len(steps) == 16 and steps.iloc[-1]["best prefix"] == example_result["dilation_search"]["dilations"]
+    assert steps.iloc[0]["stage"] == "C2" and steps.iloc[-1]["stage"] == "C5"
     archs = result_architectures(example_result)
     assert list(archs) == ["baseline", "found"] and archs["found"].blocks == example_result["architecture"]["blocks"]
 

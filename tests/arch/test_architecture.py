@@ -1,16 +1,17 @@
-"""crnas.Architecture: validation, identity, serialisation, layout."""
+"""crnas.Architecture: validation, identity, serialisation, layout; crnas.arch: the coercion and the core's constants."""
 
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
+import crnas
 import pytest
 from crnas import Architecture
+from crnas.arch import CONVENTION, DETECTORS, DILATIONS, FAMILIES, MACS_INPUT_SIZE, PAPER_ARCHITECTURES, StageSpace, get_architecture
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-FAMILIES = ["resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2"]
 
 
 @st.composite
@@ -28,6 +29,7 @@ def architectures(draw):
 def test_json_round_trip_identity_and_pickle(arch):
     again = Architecture.from_json(arch.to_json())
     assert again == arch and hash(again) == hash(arch)
+    assert arch.to_dict() == json.loads(arch.to_json()) and Architecture.from_dict(arch.to_dict()) == arch
     assert pickle.loads(pickle.dumps(arch)) == arch
     assert copy.deepcopy(arch) == arch
     assert arch.num_blocks == sum(arch.blocks) == len(arch.dilations)
@@ -102,3 +104,46 @@ def test_invalid_json_and_names():
         Architecture.from_json('{"family": "resnet50", "blocks": [1,1,1,1], "dilations": [0,1,1,1]}')
     with pytest.raises(ValueError, match="name: expected one of 'scr_resnet50', 'cr_resnet50', got \"cr_resnet101\""):
         Architecture.paper("cr_resnet101")
+
+
+def test_from_dict_defaults_and_errors():
+    arch = Architecture.from_dict({"family": "resnet50", "blocks": [1, 3, 5, 7]})
+    assert arch == Architecture.paper("scr_resnet50") and arch.width == 1.0
+    with pytest.raises(ValueError, match=r"data: expected a dict with the keys family, blocks and optionally dilations, width, got unknown field"):
+        Architecture.from_dict({"family": "resnet50", "blocks": [1, 1, 1, 1], "depth": 3})
+    with pytest.raises(ValueError, match=r"dilations\[0\]: expected one of 1, 2, 3, got 0"):
+        Architecture.from_dict({"family": "resnet50", "blocks": [1, 1, 1, 1], "dilations": [0, 1, 1, 1]})
+    with pytest.raises(TypeError, match="data: expected a dict, got <class 'str'>"):
+        Architecture.from_dict("resnet50")
+
+
+def test_constants_come_from_the_core():
+    assert FAMILIES == ("resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2")
+    assert PAPER_ARCHITECTURES == ("scr_resnet50", "cr_resnet50")
+    assert DILATIONS == (1, 2, 3) and MACS_INPUT_SIZE == (800, 1088)
+    assert DETECTORS == ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
+    assert CONVENTION == {
+        "num_classes": 81, "rois": 2000, "mask_rois": 100, "size_divisible": 32, "fpn_channels": 256, "representation_size": 1024, "classifier": True,
+    }
+    assert all(Architecture.baseline(f).family == f for f in FAMILIES) and all(Architecture.paper(n) for n in PAPER_ARCHITECTURES)
+    assert tuple(StageSpace("resnet50", [[1, 2], [3], [5, 6], [7]], flops_tolerance=0.5).budget["input_size"]) == MACS_INPUT_SIZE
+    assert crnas.Architecture is Architecture and crnas.StageSpace is StageSpace
+
+
+def test_get_architecture_accepts_every_arch_like(tmp_path):
+    cr = Architecture.paper("cr_resnet50")
+    (tmp_path / "arch.json").write_text(cr.to_json())
+    (tmp_path / "result.json").write_text(json.dumps({"architecture": cr.to_dict(), "baseline": {}}))
+    specs = (cr, "cr_resnet50", cr.to_json(), cr.to_dict(), {"architecture": cr.to_dict()}, tmp_path / "arch.json", str(tmp_path / "result.json"))
+    assert all(get_architecture(spec) == cr for spec in specs)
+    assert get_architecture("resnet50") == Architecture.baseline("resnet50")
+    assert get_architecture("cr_resnet50", width=0.5) == cr.replace(width=0.5)
+    with pytest.raises(TypeError, match="width: expected a number or None, got bool"):
+        get_architecture("resnet50", width=True)
+    with pytest.raises(ValueError, match="arch: expected an Architecture, one of resnet18, .*, cr_resnet50, JSON or a JSON file, got 'vgg'"):
+        get_architecture("vgg")
+    with pytest.raises(TypeError, match="arch: expected an Architecture, a name, JSON or a path, got int"):
+        get_architecture(3)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="bad.json: expected an architecture or result JSON, got invalid JSON"):
+        get_architecture(tmp_path / "bad.json")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 from crnas._native import core
+from crnas.arch import DILATIONS
 from crnas.nn import MultiDilationConv2d
-from crnas.ops import backward_macs, dense_equivalent, forward_macs, multi_dilation_conv2d, reference
+from crnas.ops import backward_macs, dense_equivalent, forward_macs, multi_dilation, multi_dilation_conv2d, reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
@@ -302,3 +304,72 @@ def test_fuzzed_bad_inputs_always_raise_python_exceptions():
             multi_dilation_conv2d(args.pop("input"), args.pop("weight"), args.pop("mix"), args.pop("bias"), **args)
         count += 1
     assert count == 1200
+
+
+#: Every check of the native core's ``validate`` (src/mdconv/mod.rs), by the start of its message.
+NATIVE_CHECKS = (
+    "dilations: expected at least one dilation",
+    "dilations: expected ints >= 1",
+    "stride: expected an int >= 1",
+    "groups: expected an int >= 1",
+    "input: expected a floating-point tensor",
+    *(f"{arg}: expected dtype" for arg in ("weight", "mix", "bias")),
+    *(f"{arg}: expected a tensor on" for arg in ("weight", "mix", "bias")),
+    "input: expected a 4-D tensor",
+    "weight: expected a 4-D tensor",
+    "input: expected C, H and W >= 1",
+    "groups: expected a divisor of the input channels",
+    "weight: expected shape [O,",
+    "weight: expected a positive number of output channels",
+    "mix: expected shape",
+    "bias: expected shape",
+)
+
+
+def _reaches_the_core(args) -> bool:
+    """Whether the extension's argument conversion takes ``args`` (tensors, a list of ints, ints)."""
+    ints = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    return (
+        all(isinstance(args[k], torch.Tensor) for k in ("input", "weight", "mix"))
+        and (args["bias"] is None or isinstance(args["bias"], torch.Tensor))
+        and isinstance(args["dilations"], (list, tuple)) and all(ints(d) for d in args["dilations"])
+        and ints(args["stride"]) and ints(args["groups"])
+    )
+
+
+def test_python_and_native_validation_agree_on_every_check():
+    """The op's arguments are checked in Python (before the op, on fake tensors too under torch.compile)
+    and again in the native core (before its kernels touch memory): the same checks in the same order
+    with the same messages, shown on the fuzzed inputs plus the cases fuzzing does not reach. tch names
+    every device other than CPU and CUDA "mps" (the meta device too), so device messages agree up to
+    the device named after "got"."""
+    base = dict(input=X, weight=W, mix=MIX, bias=None, dilations=(1, 2, 3), stride=1, groups=1)
+    extra = [
+        dict(base, weight=W.to("meta")), dict(base, mix=MIX.to("meta")), dict(base, bias=torch.ones(4, dtype=torch.float64)),
+        dict(base, input=torch.randn(2, 4, 6, 6), weight=torch.randn(3, 2, 3, 3), groups=2),
+    ]
+    seen = set()
+    for args in [*_bad_inputs(1200), *extra]:
+        if not _reaches_the_core(args):
+            continue
+        call = (args["input"], args["weight"], args["mix"], args["bias"], list(args["dilations"]), args["stride"], args["groups"])
+        with pytest.raises((TypeError, ValueError)) as python:
+            multi_dilation._validate(*call)
+        with pytest.raises((TypeError, ValueError)) as native:
+            core().mdconv_forward(*call)
+        expected, got = str(python.value), str(native.value)
+        assert type(native.value) is type(python.value), (expected, got)
+        if "expected a tensor on" in expected:
+            expected, got = expected.rsplit(", got", 1)[0], got.rsplit(", got", 1)[0]
+        assert got == expected
+        seen.add(next(check for check in NATIVE_CHECKS if got.startswith(check)))
+    assert seen == set(NATIVE_CHECKS)
+
+
+def test_op_defaults_are_the_searched_dilations():
+    """The pure-PyTorch op keeps its default dilations without the native core; they are the core's."""
+    defaults = [
+        inspect.signature(f).parameters["dilations"].default
+        for f in (multi_dilation_conv2d, dense_equivalent, reference.multi_dilation_conv2d, MultiDilationConv2d.__init__)
+    ]
+    assert all(tuple(d) == DILATIONS for d in defaults)

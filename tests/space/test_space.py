@@ -10,7 +10,7 @@ import crnas
 import pytest
 import torch
 from crnas import Architecture, StageSpace, flops
-from crnas.space import sample_paths
+from crnas.sampling import sample_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

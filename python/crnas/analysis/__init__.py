@@ -12,7 +12,6 @@ from crnas.analysis.erf import ERFResult, erf, erf_levels, erf_table, feature_ma
 from crnas.analysis.erf_figure import plot_erf
 from crnas.analysis.results import dilation_steps_table, load_result, result_architectures, stage_table
 from crnas.analysis.search_figures import plot_dilation_search, plot_search, plot_stage_search
-from crnas.analysis.table import Table
 
 __all__ = [
     "ERFResult",
@@ -34,5 +33,4 @@ __all__ = [
     "architecture_table",
     "as_architectures",
     "stage_string",
-    "Table",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crnas.analysis._figure import dilation_colour, new_figure, save
-from crnas.analysis.compare import BACKBONE_PARTS, as_architectures, flops_reports
+from crnas.analysis.compare import BACKBONE_PARTS, Architectures, as_architectures, flops_reports
+from crnas.arch import MACS_INPUT_SIZE
 from crnas.models import STAGE_STRIDES
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ __all__ = ["plot_allocation", "plot_macs"]
 
 
 def plot_allocation(
-    archs: Any,
+    archs: Architectures,
     labels: Sequence[str] | None = None,
     *,
     dpi: int = 100,
@@ -72,10 +73,10 @@ def plot_allocation(
 
 
 def plot_macs(
-    archs: Any,
+    archs: Architectures,
     labels: Sequence[str] | None = None,
     *,
-    input_size: int | Sequence[int] = (800, 1088),
+    input_size: int | Sequence[int] = MACS_INPUT_SIZE,
     detector: str | None = None,
     parts: Sequence[str] = BACKBONE_PARTS,
     dpi: int = 100,

@@ -10,6 +10,9 @@ import torch
 from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
+from crnas.arch import ArchLike
+from crnas.detection import cr_backbone_with_fpn, fpn_extra_blocks, fpn_returned_layers
+
 __all__ = ["load_backbone"]
 
 
@@ -28,7 +31,7 @@ def _state_dict(checkpoint: str | PathLike[str] | Mapping[str, Any]) -> dict[str
 
 
 def load_backbone(
-    arch: Any,
+    arch: ArchLike,
     checkpoint: str | PathLike[str] | Mapping[str, Any] | None = None,
     *,
     fpn_channels: int | None = None,
@@ -37,7 +40,7 @@ def load_backbone(
     """The ``BackboneWithFPN`` of ``arch``, with a detector's weights or random ones.
 
     Args:
-        arch: anything :func:`crnas.models.get_architecture` accepts (set its width to the checkpoint's).
+        arch: anything :func:`crnas.arch.get_architecture` accepts (set its width to the checkpoint's).
         checkpoint: ``None`` (random weights, torchvision's initialisation seeded with ``seed``), a
             detector's state dict (keys ``backbone.*``), a ``BackboneWithFPN`` state dict, or a path to
             either or to a :func:`crnas.train.train_detector` ``last.pt`` (``{"model": state_dict}``).
@@ -47,8 +50,6 @@ def load_backbone(
     ``C3..C5`` and ``P3..P7``. BatchNorm statistics load into ``nn.BatchNorm2d`` (``FrozenBatchNorm2d``
     checkpoints fit too): run the result in eval mode.
     """
-    from crnas.detection import cr_backbone_with_fpn, fpn_extra_blocks, fpn_returned_layers
-
     state = _state_dict(checkpoint) if checkpoint is not None else {}
     inner = state.get("fpn.inner_blocks.0.0.weight")
     if fpn_channels is None:

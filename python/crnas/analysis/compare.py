@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from crnas.analysis.table import Table
+from crnas import flops
+from crnas.arch import MACS_INPUT_SIZE, Architecture, ArchLike, get_architecture
 
-__all__ = ["BACKBONE_PARTS", "as_architectures", "architecture_table", "flops_reports", "stage_string"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crnas.flops import FlopsReport
+
+__all__ = ["BACKBONE_PARTS", "Architectures", "as_architectures", "architecture_table", "flops_reports", "stage_string"]
+
+#: Architectures to compare: one, a sequence, or a mapping ``{label: architecture}``.
+Architectures: TypeAlias = "ArchLike | Sequence[ArchLike] | Mapping[str, ArchLike]"
 
 #: The backbone's parts in :func:`crnas.flops.count`'s ``by_stage``.
 BACKBONE_PARTS = ("stem", "C2", "C3", "C4", "C5")
@@ -19,12 +28,10 @@ def stage_string(values: Sequence[int], blocks: Sequence[int]) -> str:
     return " | ".join(" ".join(map(str, values[e - b : e])) for b, e in zip(blocks, ends))
 
 
-def as_architectures(archs: Any, labels: Sequence[str] | None = None) -> dict[str, Any]:
+def as_architectures(archs: Architectures, labels: Sequence[str] | None = None) -> dict[str, Architecture]:
     """``{label: Architecture}`` from one architecture spec, a sequence of them, or a mapping
-    ``{label: spec}`` (specs as :func:`crnas.models.get_architecture` accepts). Names label themselves;
+    ``{label: spec}`` (specs as :func:`crnas.arch.get_architecture` accepts). Names label themselves;
     other specs are labelled ``family [blocks]``."""
-    from crnas.models import get_architecture
-
     if isinstance(archs, Mapping) and not {"family", "blocks"} <= set(archs) and "architecture" not in archs:
         pairs = [(str(k), get_architecture(v)) for k, v in archs.items()]
     else:
@@ -37,7 +44,7 @@ def as_architectures(archs: Any, labels: Sequence[str] | None = None) -> dict[st
         if len(labels) != len(pairs):
             raise ValueError(f"labels: expected {len(pairs)} labels (one per architecture), got {len(labels)}")
         pairs = [(str(label), arch) for label, (_, arch) in zip(labels, pairs)]
-    out: dict[str, Any] = {}
+    out: dict[str, Architecture] = {}
     for label, arch in pairs:
         unique, k = label, 2
         while unique in out:
@@ -49,27 +56,25 @@ def as_architectures(archs: Any, labels: Sequence[str] | None = None) -> dict[st
 
 
 def flops_reports(
-    archs: Any, labels: Sequence[str] | None, input_size: int | Sequence[int], detector: str | None, convention: dict[str, Any]
-) -> dict[str, tuple[Any, Any]]:
+    archs: Architectures, labels: Sequence[str] | None, input_size: int | Sequence[int], detector: str | None, convention: dict[str, Any]
+) -> dict[str, tuple[Architecture, FlopsReport]]:
     """``{label: (Architecture, FlopsReport)}`` of :func:`as_architectures` ``(archs, labels)``, counted by
     :func:`crnas.flops.count` (``detector=None``: the backbone without its classifier unless
     ``convention`` says otherwise)."""
-    from crnas import flops
-
     if detector is None:
         convention = {"classifier": False, **convention}
     return {label: (arch, flops.count(arch, input_size, detector, **convention)) for label, arch in as_architectures(archs, labels).items()}
 
 
 def architecture_table(
-    archs: Any,
+    archs: Architectures,
     labels: Sequence[str] | None = None,
     *,
-    input_size: int | Sequence[int] = (800, 1088),
+    input_size: int | Sequence[int] = MACS_INPUT_SIZE,
     detector: str | None = "faster_rcnn_fpn",
     **convention: int | bool | None,
-) -> Table:
-    """One row per architecture: blocks, dilations by stage, backbone and total GMACs, parameters, and
+) -> pd.DataFrame:
+    """A DataFrame with one row per architecture: blocks, dilations by stage, backbone and total GMACs, parameters, and
     the MACs difference to the first row (``detector=None``: backbone only, without the classifier).
     ``convention`` goes to :func:`crnas.flops.count` (``fpn_channels``, ``representation_size``, ...)."""
     rows = []
@@ -87,4 +92,6 @@ def architecture_table(
             "MACs vs first": f"{100 * (report.macs / reference - 1):+.2f}%",
             "params (M)": round(report.params / 1e6, 3),
         })
-    return Table(rows)
+    import pandas as pd  # optional dependency (the notebooks extra)
+
+    return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
-from crnas.analysis.table import Table
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ERFResult", "erf", "erf_levels", "erf_table", "feature_maps"]
 
@@ -306,8 +307,8 @@ def erf(
     return erf_levels(model, [level], input_size=input_size, images=images, n=n, device=device, seed=seed, batch_size=batch_size)[level]
 
 
-def erf_table(results: Mapping[str, Mapping[str, ERFResult] | Sequence[ERFResult]] | Sequence[ERFResult]) -> Table:
-    """Summary numbers of ERFs, one row per (model, level): ``{model: {level: ERFResult}}``,
+def erf_table(results: Mapping[str, Mapping[str, ERFResult] | Sequence[ERFResult]] | Sequence[ERFResult]) -> pd.DataFrame:
+    """Summary numbers of ERFs as a DataFrame, one row per (model, level): ``{model: {level: ERFResult}}``,
     ``{model: [ERFResult, ...]}`` or a flat list (model column left empty)."""
     grouped = results.items() if isinstance(results, Mapping) else [("", results)]
     rows = []
@@ -318,4 +319,6 @@ def erf_table(results: Mapping[str, Mapping[str, ERFResult] | Sequence[ERFResult
                 "model": model, "level": r.level, "stride": r.stride, "anchor": r.anchor, "r50": d["r50"], "r90": d["r90"],
                 "rms_radius": d["rms_radius"], "area50": r.area50, "area90": r.area90, "anchor_mass": d["anchor_mass"],
             })
-    return Table(rows)
+    import pandas as pd  # optional dependency (the notebooks extra)
+
+    return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from crnas._native import NativeCoreUnavailable
 from crnas.cli.common import CLIUsageError
 
 __all__ = ["main", "COMMANDS"]
@@ -43,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except NativeCoreUnavailable as err:  # the subcommands' choices come from the core
+        print(f"crnas: error: {err}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -50,7 +50,7 @@ def _label(spec: str, taken: set[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from crnas.analysis import erf_levels, erf_table, load_backbone, plot_erf
-    from crnas.models import get_architecture
+    from crnas.arch import get_architecture
 
     checkpoints = args.checkpoint or [None] * len(args.arch)
     if len(checkpoints) != len(args.arch):
@@ -65,19 +65,17 @@ def run(args: argparse.Namespace) -> int:
     taken: set[str] = set()
     results, models = {}, {}
     for spec, checkpoint in zip(args.arch, checkpoints):
-        arch = get_architecture(spec)
-        if args.width is not None:
-            arch = arch.replace(width=args.width)
+        arch = get_architecture(spec, width=args.width)
         label = _label(spec, taken)
         model = load_backbone(arch, checkpoint, fpn_channels=args.fpn_channels, seed=args.seed)
         results[label] = erf_levels(model, args.levels, input_size=args.input, images=images, n=args.n, device=args.device, seed=args.seed)
-        models[label] = {"architecture": json.loads(arch.to_json()), "weights": str(checkpoint) if checkpoint else "random"}
+        models[label] = {"architecture": arch.to_dict(), "weights": str(checkpoint) if checkpoint else "random"}
     args.out.mkdir(parents=True, exist_ok=True)
     plot_erf(results, gamma=args.gamma, dpi=args.dpi, path=args.out / "erf.png")
     for label, per_level in results.items():
         plot_erf({label: per_level}, gamma=args.gamma, dpi=args.dpi, path=args.out / f"erf_{label}.png")
     table = erf_table(results)
-    table.to_csv(args.out / "erf.csv")
+    table.to_csv(args.out / "erf.csv", index=False)
     summary = {
         "input_size": list(args.input), "n": args.n, "inputs": args.images, "seed": args.seed,
         "models": {label: {**models[label], "levels": {lv: r.as_dict() for lv, r in per_level.items()}} for label, per_level in results.items()},
@@ -87,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
     if random:
         print(f"weights: random for {', '.join(random)} (no --checkpoint): the ERFs show the architecture's receptive-field "
               "structure, not a trained detector's (the paper's Fig. 1 used trained detectors)")
-    print(table)
+    print(table.to_string(index=False))
     print(f"figures and numbers: {args.out}")
     return 0

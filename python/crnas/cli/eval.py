@@ -28,11 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from crnas import flops
+    from crnas.arch import MACS_INPUT_SIZE, get_architecture
     from crnas.cli.errors import check_device
     from crnas.data import split
     from crnas.detection import detections_per_image
     from crnas.eval import METRICS, coco_eval
-    from crnas.models import get_architecture
     from crnas.runs import RUN_FILE, RunRecord, load_detector
 
     check_device(args.device)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             model.to(args.device), dataset, batch_size=args.batch_size, device=args.device, max_detections=detections_per_image(model)
         )
         arch = get_architecture(info.architecture)
-        macs = flops.count(arch, (800, 1088), info.model.detector, fpn_channels=info.model.fpn_channels,
+        macs = flops.count(arch, MACS_INPUT_SIZE, info.model.detector, fpn_channels=info.model.fpn_channels,
                            representation_size=info.model.representation_size).macs
         rows.append({"run": str(run_dir), "blocks": arch.blocks, "gmacs_800x1088": round(macs / 1e9, 2), **metrics})
     if args.json:

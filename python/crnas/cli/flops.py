@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from crnas.arch import DETECTORS
 from crnas.cli.common import parse_size
-from crnas.flops import DETECTORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crnas import flops
-    from crnas.models import get_architecture
+    from crnas.arch import get_architecture
 
-    arch = get_architecture(args.arch)
-    if args.width is not None:
-        arch = arch.replace(width=args.width)
+    arch = get_architecture(args.arch, width=args.width)
     report = flops.count(
         arch,
         args.input,
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps({
-            "architecture": json.loads(arch.to_json()),
+            "architecture": arch.to_dict(),
             "input_size": list(report.input_size),
             "detector": report.detector,
             "convention": report.convention,

@@ -18,10 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from crnas.arch import DETECTORS, FAMILIES
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
-from crnas.flops import DETECTORS
-from crnas.models.registry import FAMILIES
 from crnas.search.confidence import NOISE_ADVICE, Confidence
 
 logger = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ def _confidences(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
-    from crnas.models import get_architecture
+    from crnas.arch import get_architecture
     from crnas.search import driver
 
     if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:

@@ -12,12 +12,11 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
+from crnas.arch import DETECTORS
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset, percent
-from crnas.flops import DETECTORS
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from crnas.arch import get_architecture
     from crnas.cli.errors import check_device
     from crnas.data import split
     from crnas.data.check import preflight
     from crnas.detection import build_detector, detection_limit
     from crnas.eval import coco_eval
-    from crnas.models import get_architecture
     from crnas.runs import ModelSettings, RunRecord
     from crnas.train import train_detector
 
     check_device(args.device)
-    arch = get_architecture(args.arch)
-    if args.width is not None:
-        arch = arch.replace(width=args.width)
+    arch = get_architecture(args.arch, width=args.width)
     spec = data_spec(args)
     dataset = load_dataset(spec)
     train_set, val_set = split(dataset, args.val_fraction, args.seed)
@@ -80,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         pretrained=args.weights_backbone is not None,
     )
     record = RunRecord(
-        architecture=json.loads(arch.to_json()), model=settings, data=spec, classes=list(dataset.classes),
+        architecture=arch.to_dict(), model=settings, data=spec, classes=list(dataset.classes),
         split={"val_fraction": args.val_fraction, "seed": args.seed, "train": len(train_set), "val": len(val_set)},
         weights_backbone=args.weights_backbone,
     )

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from crnas._core import Architecture
-    from crnas.weights import InheritReport
+from crnas.arch import Architecture, ArchLike, get_architecture
+from crnas.models import build
+from crnas.models.weights import InheritReport, inherit, torchvision_state_dict
 
 
-def architecture(arch: Any, width: float | None = None, *, resnet_only: bool = False, hint: str = "") -> Architecture:
-    """``arch`` as an :class:`~crnas.Architecture` (anything ``crnas.models.get_architecture`` takes),
-    with ``width`` overriding its channel multiplier when given."""
-    from crnas.models import get_architecture
-
-    arch = get_architecture(arch)
-    if width is not None:
-        if isinstance(width, bool) or not isinstance(width, (int, float)):
-            raise TypeError(f"width: expected a number or None, got {type(width).__name__}")
-        arch = arch.replace(width=float(width))
+def architecture(arch: ArchLike, width: float | None = None, *, resnet_only: bool = False, hint: str = "") -> Architecture:
+    """:func:`crnas.arch.get_architecture` ``(arch, width=width)``, refusing MobileNetV2 when
+    ``resnet_only`` (``hint`` ends the message)."""
+    arch = get_architecture(arch, width=width)
     if resnet_only and arch.family == "mobilenet_v2":
         raise ValueError(f"arch: expected a ResNet-series architecture, got family 'mobilenet_v2'{hint}")
     return arch
@@ -50,14 +44,11 @@ def stem_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
 
 
 def inherited_state_dict(
-    arch: Any, weights: Any = "torchvision", *, progress: bool = True
+    arch: ArchLike, weights: Any = "torchvision", *, progress: bool = True
 ) -> tuple[dict[str, Tensor], InheritReport]:
     """The backbone state dict (torchvision key names, no classifier) of ``arch`` initialised from
     ``weights`` with :func:`crnas.weights.inherit`, and the inheritance report."""
-    from crnas.models import build
-    from crnas.weights import inherit, torchvision_state_dict
-
-    arch = architecture(arch)
+    arch = get_architecture(arch)
     model = build(arch)
     source: Mapping[str, Tensor] = torchvision_state_dict(arch.family, weights, progress=progress)
     report = inherit(model, source)

@@ -58,8 +58,10 @@ except ModuleNotFoundError as err:  # only a missing detectron2; its own broken 
         "(see https://detectron2.readthedocs.io/en/latest/tutorials/install.html)"
     ) from err
 
+from crnas.arch import ArchLike
 from crnas.integrations._common import architecture, inherited_state_dict, stem_conv
 from crnas.models import STAGE_STRIDES, build
+from crnas.models.weights import InheritReport
 
 __all__ = [
     "CRResNetBackbone",
@@ -91,7 +93,7 @@ class CRResNetBackbone(Backbone):
 
     def __init__(
         self,
-        arch: Any = "cr_resnet50",
+        arch: ArchLike = "cr_resnet50",
         *,
         width: float | None = None,
         in_channels: int = 3,
@@ -220,14 +222,14 @@ def build_retinanet_crresnet_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec |
 
 
 def save_inherited_checkpoint(
-    arch: Any,
+    arch: ArchLike,
     path: str | os.PathLike,
     *,
     weights: Any = "torchvision",
     width: float | None = None,
     prefix: str = "backbone.bottom_up.",
     progress: bool = True,
-) -> Any:
+) -> InheritReport:
     """Write a detectron2 checkpoint (``{"model": ...}``, for ``cfg.MODEL.WEIGHTS``) of ``arch``'s
     backbone initialised from ``weights`` with :func:`crnas.weights.inherit`; returns the report.
 

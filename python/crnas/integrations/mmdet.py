@@ -43,9 +43,11 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from crnas.arch import ArchLike
 from crnas.integrations._common import architecture, inherited_state_dict
 from crnas.models import STAGE_STRIDES, build
 from crnas.models.resnet import zero_init_residual_
+from crnas.models.weights import InheritReport
 
 __all__ = ["CRResNet", "save_inherited_checkpoint"]
 
@@ -77,7 +79,7 @@ class CRResNet(BaseModule):
 
     def __init__(
         self,
-        arch: Any = "cr_resnet50",
+        arch: ArchLike = "cr_resnet50",
         width: float | None = None,
         out_indices: Sequence[int] = (0, 1, 2, 3),
         frozen_stages: int = -1,
@@ -163,14 +165,14 @@ class CRResNet(BaseModule):
 
 
 def save_inherited_checkpoint(
-    arch: Any,
+    arch: ArchLike,
     path: str | os.PathLike,
     *,
     weights: Any = "torchvision",
     width: float | None = None,
     prefix: str = "",
     progress: bool = True,
-) -> Any:
+) -> InheritReport:
     """Write an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``) of ``arch``'s backbone
     initialised from ``weights`` with :func:`crnas.weights.inherit`, for
     ``init_cfg=dict(type='Pretrained', checkpoint=path)``. Returns the inheritance report.

@@ -39,23 +39,16 @@ from timm.layers import SelectAdaptivePool2d
 from timm.models import build_model_with_cfg, generate_default_cfgs, is_model, model_entrypoint, register_model
 from torch import Tensor, nn
 
+from crnas.arch import FAMILIES, PAPER_ARCHITECTURES, ArchLike
 from crnas.integrations._common import architecture, stem_conv
 from crnas.models import STAGE_STRIDES, CRMobileNetV2, CRResNet
-from crnas.weights import TORCHVISION_NAMES
+from crnas.models.weights import TORCHVISION_NAMES, inherit, torchvision_state_dict
 
 __all__ = ["FEATURES_ONLY", "MODEL_NAMES", "TimmCRMobileNetV2", "TimmCRResNet", "register"]
 
-#: timm model name -> crnas architecture name.
-MODEL_NAMES: dict[str, str] = {
-    "cr_resnet50": "cr_resnet50",
-    "scr_resnet50": "scr_resnet50",
-    "crnas_resnet18": "resnet18",
-    "crnas_resnet50": "resnet50",
-    "crnas_resnet101": "resnet101",
-    "crnas_resnext50_32x4d": "resnext50_32x4d",
-    "crnas_resnext101_32x4d": "resnext101_32x4d",
-    "crnas_mobilenet_v2": "mobilenet_v2",
-}
+#: timm model name -> crnas architecture name: the paper's architectures as they are, the families
+#: prefixed with ``crnas_``.
+MODEL_NAMES: dict[str, str] = {**{name: name for name in PAPER_ARCHITECTURES}, **{f"crnas_{family}": family for family in FAMILIES}}
 
 #: Models that support ``features_only=True`` (all of them); timm's registry has no such flag (#1824).
 FEATURES_ONLY: tuple[str, ...] = tuple(MODEL_NAMES)
@@ -103,8 +96,6 @@ def _pool(global_pool: str, num_classes: int) -> SelectAdaptivePool2d:
 
 def _inherit(model: nn.Module, weights_backbone: Any, progress: bool) -> None:
     if weights_backbone is not None:
-        from crnas.weights import inherit, torchvision_state_dict
-
         model.inherit_report = inherit(
             model, torchvision_state_dict(model.architecture.family, weights_backbone, progress=progress)
         )
@@ -115,7 +106,7 @@ class TimmCRResNet(CRResNet):
     ``forward_intermediates``, ``reset_classifier``, ...); created by ``timm.create_model``.
 
     Args:
-        arch: a ResNet-series architecture (anything ``crnas.models.get_architecture`` accepts).
+        arch: a ResNet-series architecture (anything :func:`crnas.arch.get_architecture` accepts).
         num_classes: classifier size; 0 for none (``fc`` is ``nn.Identity``).
         in_chans: input channels (a new stem convolution when not 3).
         global_pool: ``'avg'``, ``'max'``, ``'avgmax'``, ``'catavgmax'`` or ``''`` (no pooling, needs
@@ -129,7 +120,7 @@ class TimmCRResNet(CRResNet):
 
     def __init__(
         self,
-        arch: Any,
+        arch: ArchLike,
         num_classes: int = 1000,
         in_chans: int = 3,
         global_pool: str = "avg",
@@ -229,7 +220,7 @@ class TimmCRMobileNetV2(CRMobileNetV2):
 
     def __init__(
         self,
-        arch: Any,
+        arch: ArchLike,
         num_classes: int = 1000,
         in_chans: int = 3,
         global_pool: str = "avg",
@@ -468,8 +459,8 @@ def crnas_mobilenet_v2(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {
     fn.__name__: fn
     for fn in (
-        cr_resnet50,
         scr_resnet50,
+        cr_resnet50,
         crnas_resnet18,
         crnas_resnet50,
         crnas_resnet101,

@@ -1,9 +1,11 @@
-"""CR backbones built from an :class:`~crnas.Architecture` (torchvision-compatible, standard layers only)."""
+"""CR backbones built from an :class:`~crnas.Architecture` (torchvision-compatible, standard layers only),
+and the initialisation of reallocated backbones from pretrained weights (:mod:`crnas.models.weights`)."""
 
+from crnas.arch import get_architecture
+from crnas.models.builder import build
 from crnas.models.mobilenetv2 import CRMobileNetV2, InvertedResidual
 from crnas.models.registry import (
     MODELS,
-    PAPER_ARCHITECTURES,
     STAGE_STRIDES,
     CRResNet50,
     MobileNetV2,
@@ -13,9 +15,7 @@ from crnas.models.registry import (
     ResNeXt50_32x4d,
     ResNeXt101_32x4d,
     SCRResNet50,
-    build,
     from_json,
-    get_architecture,
     get_model,
     list_models,
 )
@@ -28,7 +28,6 @@ __all__ = [
     "get_model",
     "list_models",
     "MODELS",
-    "PAPER_ARCHITECTURES",
     "STAGE_STRIDES",
     "CRResNet",
     "CRMobileNetV2",

@@ -1,4 +1,4 @@
-"""Building models from architectures, and the named models.
+"""The named models, and the model of a search's ``result.json``.
 
 Named models come in two kinds (docs/design.md#published-architectures):
 - the paper's published architectures, ``SCRResNet50`` and ``CRResNet50``;
@@ -14,24 +14,19 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
-from crnas.models.mobilenetv2 import CRMobileNetV2
-from crnas.models.resnet import CRResNet
-
-if TYPE_CHECKING:
-    from crnas._core import Architecture
+from crnas.arch import get_architecture
+from crnas.models.builder import build
+from crnas.models.weights import inherit, torchvision_state_dict
 
 __all__ = [
-    "build",
     "from_json",
-    "get_architecture",
     "list_models",
     "get_model",
     "MODELS",
-    "PAPER_ARCHITECTURES",
     "STAGE_STRIDES",
     "ResNet18",
     "ResNet50",
@@ -43,73 +38,9 @@ __all__ = [
     "CRResNet50",
 ]
 
-#: Architectures published in the paper (Fig. 4), by name.
-PAPER_ARCHITECTURES = ("scr_resnet50", "cr_resnet50")
 #: Output stride of C2..C5 (the same for every CR architecture: reallocation moves blocks and
 #: dilations, never strides).
 STAGE_STRIDES = (4, 8, 16, 32)
-FAMILIES = ("resnet18", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x4d", "mobilenet_v2")
-
-
-def _architecture_class():
-    from crnas._native import core
-
-    return core().Architecture
-
-
-def get_architecture(spec: Any) -> Architecture:
-    """An :class:`~crnas.Architecture` from an instance, a name (a family's baseline such as
-    ``"resnet50"``, or ``"scr_resnet50"`` / ``"cr_resnet50"``), JSON text, a JSON dict, or the path of
-    an architecture JSON or a search ``result.json``."""
-    Architecture = _architecture_class()
-    if isinstance(spec, Architecture):
-        return spec
-    if isinstance(spec, dict):
-        return Architecture.from_json(json.dumps(spec.get("architecture", spec)))
-    if isinstance(spec, (str, os.PathLike)):
-        text = str(spec)
-        if text in PAPER_ARCHITECTURES:
-            return Architecture.paper(text)
-        if text in FAMILIES:
-            return Architecture.baseline(text)
-        if text.lstrip().startswith("{"):
-            return get_architecture(json.loads(text))
-        path = Path(text)
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: expected an architecture or result JSON, got invalid JSON ({err})") from None
-            return get_architecture(data)
-        names = ", ".join(FAMILIES + PAPER_ARCHITECTURES)
-        raise ValueError(f"arch: expected an Architecture, one of {names}, JSON or a JSON file, got {text!r}")
-    raise TypeError(f"arch: expected an Architecture, a name, JSON or a path, got {type(spec).__name__}")
-
-
-def build(arch: Any, *, norm_layer: Callable[[int], nn.Module] | None = None, num_classes: int | None = None) -> nn.Module:
-    """The model of an architecture (or anything :func:`get_architecture` accepts).
-
-    ResNet-series families give a :class:`CRResNet`, MobileNetV2 a :class:`CRMobileNetV2`; both contain
-    only standard PyTorch layers. The model carries ``model.architecture`` and ``model.meta``
-    (``num_params``; ``_ops``: GMACs at 224×224 with a 1000-class classifier, torchvision's
-    convention; ``allocation``; ``dilations``).
-    """
-    from crnas import flops
-
-    arch = get_architecture(arch)
-    layout = arch.layout()
-    cls = CRMobileNetV2 if arch.family == "mobilenet_v2" else CRResNet
-    model = cls(layout, norm_layer=norm_layer, num_classes=num_classes)
-    model.architecture = arch
-    model.meta = {
-        "architecture": arch.to_json(),
-        "allocation": arch.blocks,
-        "dilations": arch.stage_dilations,
-        "num_params": sum(p.numel() for p in model.parameters()),
-        "gmacs_224": round(flops.count(arch, 224, classifier=False).macs / 1e9, 3),
-        "gmacs_faster_rcnn_800x1088": round(flops.count(arch, (800, 1088), "faster_rcnn_fpn").macs / 1e9, 1),
-    }
-    return model
 
 
 def from_json(path_or_str: str | os.PathLike) -> nn.Module:
@@ -144,13 +75,9 @@ def _named(name: str, arch_name: str, doc: str) -> Callable[..., nn.Module]:
         progress: bool = True,
     ) -> nn.Module:
         _check_weights(name, weights)
-        arch = get_architecture(arch_name)
-        if width != 1.0:
-            arch = arch.replace(width=width)
+        arch = get_architecture(arch_name, width=width)
         model = build(arch, norm_layer=norm_layer, num_classes=num_classes)
         if weights_backbone is not None:
-            from crnas.weights import inherit, torchvision_state_dict
-
             model.inherit_report = inherit(model, torchvision_state_dict(arch.family, weights_backbone, progress=progress))
         return model
 

@@ -37,13 +37,13 @@ import scipy.stats
 import torch
 from tqdm import tqdm
 
+from crnas.arch import get_architecture
 from crnas.data import SyntheticDetection, split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
 from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
-from crnas.models import get_architecture
 from crnas.search.driver import SearchConfig, _supernet, data_fingerprint
 from crnas.search.result import load_result
 from crnas.search.scoring import Scorer
@@ -396,7 +396,7 @@ def _jobs(setup: _Setup, audit: AuditConfig, entries: list[tuple[list[int], list
     out = []
     for blocks, dilations, _, _ in entries:
         arch = get_architecture({"family": config.family, "blocks": blocks, "dilations": dilations, "width": config.width})
-        arch_dict = json.loads(arch.to_json())
+        arch_dict = arch.to_dict()
         out.append([StandaloneJob(arch_dict, s, setup.iterations, train_fp, eval_fp, detector, schedule) for s in audit.seeds])
     return out
 

@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 import crnas
-from crnas import distributed
+from crnas import distributed, flops
+from crnas.arch import DETECTORS, MACS_INPUT_SIZE, Architecture, StageSpace
 from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
 from crnas.detection import detection_limit
-from crnas.flops import DETECTORS
 from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
 from crnas.search.procedures import DifferentiableSearch, PathSampler, StageSampler, greedy_dilation_search, stage_search
 from crnas.search.scoring import Scorer
@@ -100,7 +100,7 @@ class SearchConfig:
     device: str = "cpu"
     num_workers: int = 0
     #: Input size and convention of the MACs reported for allocations (the paper's 800×1088).
-    macs_input: tuple[int, int] = (800, 1088)
+    macs_input: tuple[int, int] = MACS_INPUT_SIZE
     #: Data description (set by the CLI): kind and arguments.
     data: dict[str, Any] = field(default_factory=dict)
     #: The preset these settings started from.
@@ -120,10 +120,8 @@ class SearchConfig:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
 
-    def space(self) -> Any:
+    def space(self) -> StageSpace:
         """The stage space this configuration searches."""
-        from crnas import StageSpace
-
         paper = StageSpace.paper(self.family)
         choices = self.choices or paper.choices
         if self.budget is None and self.flops_tolerance is None:
@@ -140,7 +138,7 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
         d = dict(d)
-        d["macs_input"] = tuple(d.get("macs_input", (800, 1088)))
+        d["macs_input"] = tuple(d.get("macs_input", MACS_INPUT_SIZE))
         return cls(**d)
 
 
@@ -220,7 +218,7 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _supernet(config: SearchConfig, space: Any, num_classes: int) -> torch.nn.Module:
+def _supernet(config: SearchConfig, space: StageSpace, num_classes: int) -> torch.nn.Module:
     torch.manual_seed(derive_seed(config.seed, INIT))
     return build_supernet_detector(
         config.detector, space, num_classes=num_classes, min_size=config.min_size, max_size=config.max_size,
@@ -262,8 +260,6 @@ def run_search(
     config: SearchConfig, dataset: DetectionDataset, out_dir: str | os.PathLike[str], *, resume: bool = True, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or continue) the hierarchical search of ``config`` on ``dataset``; write and return ``result.json``."""
-    from crnas import Architecture, flops
-
     config.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -363,8 +359,8 @@ def run_search(
     found = space.architecture(best_blocks, dilation_result["dilations"])
     macs = lambda a: flops.count(a, config.macs_input, config.detector, **convention).macs  # noqa: E731
     result = {
-        "architecture": json.loads(found.to_json()),
-        "baseline": json.loads(baseline.to_json()),
+        "architecture": found.to_dict(),
+        "baseline": baseline.to_dict(),
         "macs": {
             "found": macs(found), "baseline": macs(baseline), "input_size": list(config.macs_input), "detector": config.detector,
             "convention": {"description": "conv + linear MACs, whole detector without RoIAlign (docs/flops.md)", **convention},

@@ -29,14 +29,15 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from crnas import distributed
+from crnas.arch import StageSpace
 from crnas.data.base import DetectionDataset
 from crnas.data.loader import collate_fn
 from crnas.data.seeding import derive_seed
 from crnas.data.target import training_target
+from crnas.sampling import sample_paths
 from crnas.search.confidence import DetectionStore, allocation_key, step_key
 from crnas.search.scoring import Scorer, choices_to_paths
 from crnas.search.supernet import supernet_of
-from crnas.space import sample_paths
 
 __all__ = [
     "StageSampler",
@@ -90,7 +91,7 @@ def _truncate_torn_line(path: FilePath) -> None:
 class StageSampler:
     """Training callback: a uniformly sampled allocation of ``space`` at every step (dilations 1)."""
 
-    def __init__(self, space: Any, seed: int) -> None:
+    def __init__(self, space: StageSpace, seed: int) -> None:
         self.space, self.seed = space, seed
 
     def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None:
@@ -114,7 +115,7 @@ class PathSampler:
 
 def stage_search(
     scorer: Scorer,
-    space: Any,
+    space: StageSpace,
     log: str | os.PathLike[str],
     *,
     macs: Sequence[int] | None = None,

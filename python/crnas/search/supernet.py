@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
+from crnas.arch import DILATIONS, Architecture, StageSpace
+from crnas.detection import assemble_detector, build_detector, fpn_extra_blocks, fpn_returned_layers
 from crnas.models import CRMobileNetV2, build
 from crnas.nn import MultiDilationConv2d
 from crnas.ops import multi_dilation_conv2d
-from crnas.space import DILATIONS
 
 __all__ = [
     "SearchableConv2d",
@@ -107,7 +108,7 @@ class SuperNet(nn.Module):
 
     def __init__(
         self,
-        space: Any,
+        space: StageSpace,
         *,
         norm_layer: Callable[[int], nn.Module] | None = None,
         dilations: Sequence[int] = DILATIONS,
@@ -201,11 +202,11 @@ class SuperNet(nn.Module):
         """Give every active block one dilation value (for the whole batch)."""
         self.set_paths([self.dilations.index(d) for d in dilations])
 
-    def architecture(self, dilations: Sequence[int] | None = None) -> Any:
+    def architecture(self, dilations: Sequence[int] | None = None) -> Architecture:
         """The :class:`~crnas.Architecture` of the current allocation (with ``dilations``)."""
         return self.space.architecture(self.allocation, list(dilations) if dilations is not None else None)
 
-    def subnet_state_dict(self, arch: Any) -> dict[str, Tensor]:
+    def subnet_state_dict(self, arch: Architecture) -> dict[str, Tensor]:
         """Weights of the sub-network ``arch`` under the module names of ``crnas.models.build(arch)``."""
         indices = self.active_indices(arch.blocks)
         state = self.state_dict()
@@ -253,22 +254,18 @@ class SuperNetBackbone(nn.Module):
 
 
 def build_supernet_detector(
-    detector: str, space: Any, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None, **kwargs: Any
+    detector: str, space: StageSpace, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None, **kwargs: Any
 ) -> nn.Module:
     """A torchvision detector (as :func:`crnas.detection.build_detector`, same head options) whose
     backbone is the supernet of ``space`` (trainable, ``nn.BatchNorm2d``); see :func:`supernet_of`."""
-    from crnas.detection import assemble_detector, fpn_extra_blocks, fpn_returned_layers
-
     body = SuperNet(space, returned_layers=fpn_returned_layers(detector))
     backbone = SuperNetBackbone(body, extra_blocks=fpn_extra_blocks(detector, fpn_channels), out_channels=fpn_channels)
     return assemble_detector(detector, backbone, num_classes=num_classes, representation_size=representation_size, **kwargs)
 
 
-def extract_detector(model: nn.Module, arch: Any, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
+def extract_detector(model: nn.Module, arch: Architecture, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     """The final detector of ``arch`` (:func:`crnas.detection.build_detector`, standard layers only)
     carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads."""
-    from crnas.detection import build_detector
-
     fpn_channels = model.backbone.out_channels
     final = build_detector(detector, arch, num_classes=num_classes, norm_layer=nn.BatchNorm2d, fpn_channels=fpn_channels, **kwargs)
     body = supernet_of(model).subnet_state_dict(arch)
