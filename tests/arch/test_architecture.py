@@ -123,7 +123,7 @@ def test_constants_come_from_the_core():
     assert DILATIONS == (1, 2, 3) and MACS_INPUT_SIZE == (800, 1088)
     assert DETECTORS == ("faster_rcnn_fpn", "mask_rcnn_fpn", "retinanet_fpn", "fcos_fpn")
     assert CONVENTION == {
-        "num_classes": 81, "rois": 2000, "mask_rois": 100, "size_divisible": 32, "fpn_channels": 256, "representation_size": 1024, "classifier": True,
+        "num_classes": 81, "rois": 2000, "mask_rois": 128, "size_divisible": 32, "fpn_channels": 256, "representation_size": 1024, "classifier": True,
     }
     assert all(Architecture.baseline(f).family == f for f in FAMILIES) and all(Architecture.paper(n) for n in PAPER_ARCHITECTURES)
     assert tuple(StageSpace("resnet50", [[1, 2], [3], [5, 6], [7]], flops_tolerance=0.5).budget["input_size"]) == MACS_INPUT_SIZE
