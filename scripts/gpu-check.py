@@ -166,7 +166,7 @@ def make(case, device, dtype, mix_kind="softmax", seed=0):
 
 
 def _errors(out, ref, got, want) -> list[float]:
-    errs = [float((out - ref).abs().max()) if out.numel() else 0.0]
+    errs = [float((out - ref).detach().abs().max()) if out.numel() else 0.0]
     return errs + [float((a - e).abs().max()) if a.numel() else 0.0 for a, e in zip(got, want)]
 
 
