@@ -4,7 +4,10 @@ Forward+backward time and peak memory of
   (a) crnas.ops.multi_dilation_conv2d (fused, native core),
   (b) crnas.ops.reference.multi_dilation_conv2d (naive: one F.conv2d per dilation),
   (c) one plain F.conv2d at dilation 1 (the floor: the fused op does one conv's worth of GEMM),
-on ResNet-stage shapes, for a softmax mix (shared, requires grad) and a one-hot per-sample mix.
+  (d) for the one-hot mix, crnas.ops.per_sample_dilation_conv2d with the same paths as dilation
+      indices (grouped: the batch grouped by dilation, one F.conv2d per group),
+on ResNet-stage shapes, for a softmax mix (shared, requires grad) and a one-hot per-sample mix. The
+one-hot paths give every dilation at least one image (a batch of one gets dilation 1).
 
 Timings are medians over interleaved repetitions (the variants alternate, so drift on a shared
 machine hits all of them alike). Peak memory is the high-water mark of torch's CPU allocator during
@@ -25,7 +28,7 @@ from collections.abc import Callable
 import crnas
 import torch
 import torch.nn.functional as F
-from crnas.ops import multi_dilation_conv2d, reference
+from crnas.ops import multi_dilation_conv2d, per_sample_dilation_conv2d, reference
 from torch.profiler import ProfilerActivity, profile
 
 STAGES = [(64, 64), (128, 32), (256, 16), (512, 8)]  # channels, feature map side (batch 2)
@@ -82,7 +85,7 @@ def make_case(batch: int, channels: int, size: tuple[int, int], mix_kind: str, d
     if mix_kind == "softmax":
         mix = torch.softmax(torch.randn(len(DILATIONS), generator=g), 0).to(device, dtype).requires_grad_()
     else:
-        idx = torch.randint(0, len(DILATIONS), (batch,), generator=g)
+        idx = torch.randperm(batch, generator=g) % len(DILATIONS)  # interleaved groups, all dilations used
         mix = F.one_hot(idx, len(DILATIONS)).to(device, dtype)
     grad = torch.randn(batch, channels, *size, generator=g, dtype=dtype).to(device)
     leaves = [t for t in (x, w, mix) if t.requires_grad]
@@ -95,11 +98,14 @@ def make_case(batch: int, channels: int, size: tuple[int, int], mix_kind: str, d
 
         return step
 
-    return {
+    fns = {
         "fused": run(lambda: multi_dilation_conv2d(x, w, mix, dilations=DILATIONS)),
         "naive": run(lambda: reference.multi_dilation_conv2d(x, w, mix, dilations=DILATIONS)),
         "conv": run(lambda: F.conv2d(x, w, padding=1)),
     }
+    if mix_kind == "onehot":
+        fns["grouped"] = run(lambda: per_sample_dilation_conv2d(x, w, idx, dilations=DILATIONS))
+    return fns
 
 
 def run(
@@ -118,19 +124,27 @@ def run(
                 "naive/fused": t["naive"] / t["fused"], "fused/conv": t["fused"] / t["conv"],
                 "mem fused/naive": mem["fused"] / max(mem["naive"], 1),
             })
+            if "grouped" in t:
+                rows[-1].update({
+                    "grouped/conv": t["grouped"] / t["conv"], "fused/grouped": t["fused"] / t["grouped"],
+                    "mem grouped/naive": mem["grouped"] / max(mem["naive"], 1),
+                })
     return rows
 
 
 def print_rows(rows: list[dict[str, object]]) -> None:
     header = (f"{'shape (N,C,H,W)':<20}{'mix':<9}{'fused ms':>9}{'naive ms':>9}{'conv ms':>9}"
-              f"{'naive/fused':>12}{'fused/conv':>11}{'fusedMiB':>9}{'naiveMiB':>9}{'convMiB':>8}{'mem f/n':>8}")
+              f"{'naive/fused':>12}{'fused/conv':>11}{'fusedMiB':>9}{'naiveMiB':>9}{'convMiB':>8}{'mem f/n':>8}"
+              f"{'grouped ms':>11}{'grouped/conv':>13}{'fused/grouped':>14}{'groupedMiB':>11}")
     print(header)
     print("-" * len(header))
     for r in rows:
         shape = "x".join(map(str, r["shape"]))
+        grouped = (f"{r['grouped_ms']:11.2f}{r['grouped/conv']:13.2f}{r['fused/grouped']:14.2f}{r['grouped_mib']:11.1f}"
+                   if "grouped_ms" in r else "")
         print(f"{shape:<20}{r['mix']:<9}{r['fused_ms']:9.2f}{r['naive_ms']:9.2f}{r['conv_ms']:9.2f}"
               f"{r['naive/fused']:12.2f}{r['fused/conv']:11.2f}"
-              f"{r['fused_mib']:9.1f}{r['naive_mib']:9.1f}{r['conv_mib']:8.1f}{r['mem fused/naive']:8.2f}")
+              f"{r['fused_mib']:9.1f}{r['naive_mib']:9.1f}{r['conv_mib']:8.1f}{r['mem fused/naive']:8.2f}{grouped}")
 
 
 def main() -> None:

@@ -11,7 +11,15 @@ import torch.nn.functional as F
 from crnas._native import core
 from crnas.arch import DILATIONS
 from crnas.nn import MultiDilationConv2d
-from crnas.ops import backward_macs, dense_equivalent, forward_macs, multi_dilation, multi_dilation_conv2d, reference
+from crnas.ops import (
+    backward_macs,
+    dense_equivalent,
+    forward_macs,
+    multi_dilation,
+    multi_dilation_conv2d,
+    per_sample_dilation_conv2d,
+    reference,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
@@ -208,6 +216,135 @@ def test_module():
         MultiDilationConv2d(4, 6, groups=4)
     with pytest.raises(ValueError, match="dilations"):
         MultiDilationConv2d(4, 6, dilations=(0, 1))
+
+
+# --- one dilation per image: per_sample_dilation_conv2d -------------------------------------------
+
+MEMORY_FORMATS = ["contiguous", "channels_last", "permuted"]
+
+
+def as_format(x, memory_format):
+    """The same values as ``x`` (a leaf again), stored contiguous, channels_last or with permuted strides."""
+    x = x.detach()
+    if memory_format == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    elif memory_format == "permuted":
+        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+    return x.requires_grad_()
+
+
+def one_hot_reference(x, w, index, b, **kw):
+    mix = F.one_hot(index, len(kw["dilations"])).to(x.dtype)
+    return reference.multi_dilation_conv2d(x, w, mix, b, **kw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(0, 6),
+    cg=st.integers(1, 3),
+    og=st.integers(1, 3),
+    groups=st.sampled_from([1, 1, 2, 3]),
+    h=st.integers(1, 11),
+    w=st.integers(1, 11),
+    stride=st.integers(1, 2),
+    dilations=st.sampled_from(DIL_SETS),
+    bias=st.booleans(),
+    memory_format=st.sampled_from(MEMORY_FORMATS),
+)
+def test_per_sample_values_and_gradients_match_reference(data, n, cg, og, groups, h, w, stride, dilations, bias, memory_format):
+    x, wt, _, b = make(n, cg * groups, og * groups, h, w, groups, dilations, True, bias=bias)
+    x = as_format(x, memory_format)
+    index = torch.tensor(data.draw(st.lists(st.integers(0, len(dilations) - 1), min_size=n, max_size=n)), dtype=torch.long)
+    kw = dict(dilations=dilations, stride=stride, groups=groups)
+    out = per_sample_dilation_conv2d(x, wt, index, b, **kw)
+    ref = one_hot_reference(x, wt, index, b, **kw)
+    assert_close(out, ref, 1e-10)
+    for got, want in zip(grads(out, (x, wt, b)), grads(ref, (x, wt, b))):
+        assert_close(got, want, 1e-10)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [[2, 0, 1, 0, 2], [0, 0, 1, 1, 2], [2, 2, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 2, 2, 1]],
+    ids=["interleaved", "sorted-runs", "unsorted-runs", "one-group", "one-per-dilation-and-more"],
+)
+def test_per_sample_gradcheck(index):
+    x, w, _, b = make(5, 4, 6, 6, 5, 2, (1, 2, 3), True)
+    index = torch.tensor(index)
+    assert torch.autograd.gradcheck(
+        lambda *a: per_sample_dilation_conv2d(*a[:2], index, a[2], stride=2, groups=2), (x, w, b), fast_mode=False
+    )
+
+
+def test_per_sample_equals_the_fused_op_with_one_hot_mix():
+    x, w, _, b = make(6, 8, 8, 12, 10, 1, (1, 2, 3), True, dtype=torch.float32)
+    index = torch.tensor([2, 0, 1, 1, 0, 2])
+    fused = multi_dilation_conv2d(x, w, F.one_hot(index, 3).float(), b)
+    torch.testing.assert_close(per_sample_dilation_conv2d(x, w, index, b), fused)
+    for got, want in zip(grads(per_sample_dilation_conv2d(x, w, index, b), (x, w, b)), grads(fused, (x, w, b))):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("index", [[0, 1, 2], [2, 1, 0, 2, 1, 0], [1, 1, 1, 1]])
+def test_per_sample_costs_one_convolution(index):
+    """Its FLOPs are those of one convolution over the batch, a third of the naive sum's."""
+    x, w, _, _ = make(len(index), 8, 16, 10, 12, 2, (1, 2, 3), True, dtype=torch.float32)
+    with FlopCounterMode(display=False) as ours:
+        per_sample_dilation_conv2d(x, w, torch.tensor(index), stride=2, groups=2).sum().backward()
+    with FlopCounterMode(display=False) as one_conv:
+        F.conv2d(x, w, stride=2, padding=1, groups=2).sum().backward()
+    assert ours.get_total_flops() == one_conv.get_total_flops() > 0
+
+
+def test_per_sample_batch_zero_and_index_on_any_allowed_device():
+    x, w, _, b = make(0, 3, 5, 6, 6, 1, (1, 2, 3), True)
+    out = per_sample_dilation_conv2d(x, w, torch.zeros(0, dtype=torch.long), b)
+    assert out.shape == (0, 5, 6, 6)
+    dx, dw, db = torch.autograd.grad(out.sum(), (x, w, b))
+    assert dx.shape == x.shape and dw.abs().sum() == 0 and db.abs().sum() == 0
+    x, w, _, b = make(3, 4, 4, 6, 6, 1, (1, 2, 3), True)
+    index = torch.tensor([2, 0, 2], dtype=torch.int32)  # any integer dtype
+    assert_close(per_sample_dilation_conv2d(x, w, index, b), one_hot_reference(x, w, index.long(), b, dilations=(1, 2, 3)), 1e-10)
+
+
+def test_per_sample_autocast_and_module():
+    x, w, _, _ = make(3, 4, 4, 8, 8, 1, (1, 2, 3), True, dtype=torch.float32)
+    index = torch.tensor([1, 0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = per_sample_dilation_conv2d(x, w, index)
+    assert out.dtype == torch.bfloat16
+    m = MultiDilationConv2d(4, 6, dilations=(1, 3), stride=2, groups=2, bias=True, dtype=torch.float64)
+    x = torch.randn(3, 4, 9, 9, dtype=torch.float64)
+    index = torch.tensor([1, 0, 1])
+    assert_close(m(x, index), m(x, F.one_hot(index, 2).double()), 1e-10)
+
+
+@pytest.mark.parametrize(
+    "index, exc, match",
+    [
+        (torch.tensor([0.0, 1.0]), TypeError, r"index: expected an integer tensor \(one dilation index per image\), got torch.float32"),
+        (torch.tensor([True, False]), TypeError, r"index: expected an integer tensor"),
+        ([0, 1], TypeError, r"index: expected a torch.Tensor, got list"),
+        (torch.tensor([0, 1, 2]), ValueError, r"index: expected shape \[2\] \(one dilation index per image\), got shape \[3\]"),
+        (torch.tensor([[0, 1]]), ValueError, r"index: expected shape \[2\]"),
+        (torch.tensor([0, 3]), ValueError, r"index: expected values in \[0, 3\) \(indices into dilations \[1, 2, 3\]\), got \[0, 3\]"),
+        (torch.tensor([-1, 0]), ValueError, r"index: expected values in \[0, 3\)"),
+        (torch.tensor([0, 1], device="meta"), ValueError, r"index: expected a tensor on the CPU or on cpu \(the input's device\), got meta"),
+    ],
+)
+def test_per_sample_bad_index_raises_a_clear_error(index, exc, match):
+    with pytest.raises(exc, match=match):
+        per_sample_dilation_conv2d(torch.randn(2, 4, 6, 6), torch.randn(4, 4, 3, 3), index)
+
+
+def test_per_sample_validates_the_convolution_like_the_fused_op():
+    X, W = torch.randn(2, 4, 6, 6), torch.randn(4, 4, 3, 3)
+    with pytest.raises(ValueError, match=r"groups: expected a divisor of the input channels \(4\), got 3"):
+        per_sample_dilation_conv2d(X, W, torch.tensor([0, 1]), groups=3)
+    with pytest.raises(TypeError, match=r"weight: expected dtype torch.float32 \(the input's\), got torch.float64"):
+        per_sample_dilation_conv2d(X, W.double(), torch.tensor([0, 1]))
+
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -44,7 +44,10 @@ class PathOracle(nn.Module):
 
     def forward(self, images):
         path = supernet_of(self).active_convs[0].path
-        rows = [path] * len(images) if isinstance(path, int) else path.argmax(-1).tolist()
+        if isinstance(path, int):
+            rows = [path] * len(images)
+        else:  # per-image dilation indices, or one-hot mix rows
+            rows = path.tolist() if not path.is_floating_point() else path.argmax(-1).tolist()
         assert len(rows) == len(images)
         out = []
         for image, dilation in zip(images, rows):

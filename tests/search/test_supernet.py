@@ -59,15 +59,17 @@ def test_per_sample_paths_equal_separate_convolutions():
     conv = SearchableConv2d(4, 6, stride=2).double()
     x = torch.randn(3, 4, 9, 9, dtype=torch.float64)
     choices = torch.tensor([[2], [0], [1]])
-    (path,) = choices_to_paths(choices, 3)
-    assert path.shape == (3, 3)
+    (path,) = choices_to_paths(choices)
+    assert torch.equal(path, torch.tensor([2, 0, 1]))  # one dilation index per image
     conv.path = path
-    fused = conv(x)
+    grouped = conv(x)
     for i, d in enumerate((3, 1, 2)):
         conv.path = (1, 2, 3).index(d)
-        torch.testing.assert_close(fused[i : i + 1], conv(x[i : i + 1]))
+        torch.testing.assert_close(grouped[i : i + 1], conv(x[i : i + 1]))
         torch.testing.assert_close(conv(x[i : i + 1]), F.conv2d(x[i : i + 1], conv.weight, None, 2, d, d))
-    assert choices_to_paths(torch.tensor([[1, 0], [1, 2]]), 3)[0] == 1  # agreeing images: a plain conv
+    conv.path = F.one_hot(path, 3).double()  # the same paths as a float mix: the fused op
+    torch.testing.assert_close(conv(x), grouped)
+    assert choices_to_paths(torch.tensor([[1, 0], [1, 2]]))[0] == 1  # agreeing images: a plain conv
 
 
 def test_recalibrated_statistics_are_batch_averages():

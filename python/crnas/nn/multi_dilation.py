@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from crnas.ops import multi_dilation_conv2d
+from crnas.ops import multi_dilation_conv2d, per_sample_dilation_conv2d
 
 __all__ = ["MultiDilationConv2d"]
 
@@ -17,8 +17,10 @@ class MultiDilationConv2d(nn.Module):
     """3×3 convolution with one kernel shared by ``dilations`` (TridentNet-style), mixed by ``mix``.
 
     ``forward(input, mix)`` returns ``Σ_d mix[·, d] · conv2d(input, weight, padding=d, dilation=d)``
-    (+ bias) through :func:`crnas.ops.multi_dilation_conv2d`. ``mix`` is ``[D]`` or ``[N, D]``: one-hot
-    rows select a single path per sample, softmax rows relax the choice.
+    (+ bias) through :func:`crnas.ops.multi_dilation_conv2d`. A floating-point ``mix`` is ``[D]`` or
+    ``[N, D]`` (softmax rows relax the choice); an integer ``mix`` ``[N]`` holds each image's dilation
+    index (one path per image) and runs :func:`crnas.ops.per_sample_dilation_conv2d`, the batch grouped
+    by dilation at one convolution's cost.
 
     Args:
         in_channels (int): input channels.
@@ -67,6 +69,10 @@ class MultiDilationConv2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor, mix: Tensor) -> Tensor:
+        if isinstance(mix, Tensor) and not mix.is_floating_point():
+            return per_sample_dilation_conv2d(
+                input, self.weight, mix, self.bias, dilations=self.dilations, stride=self.stride, groups=self.groups
+            )
         return multi_dilation_conv2d(
             input, self.weight, mix, self.bias, dilations=self.dilations, stride=self.stride, groups=self.groups
         )

@@ -1,5 +1,6 @@
-"""Tensor ops: the fused multi-dilation convolution, its exact dense equivalent and the
-pure-PyTorch reference (:mod:`crnas.ops.reference`)."""
+"""Tensor ops: the fused multi-dilation convolution, its one-dilation-per-image form at one
+convolution's cost, its exact dense equivalent and the pure-PyTorch reference
+(:mod:`crnas.ops.reference`)."""
 
 from crnas.ops import reference
 from crnas.ops.multi_dilation import (
@@ -8,10 +9,12 @@ from crnas.ops.multi_dilation import (
     forward_macs,
     fvcore_handles,
     multi_dilation_conv2d,
+    per_sample_dilation_conv2d,
 )
 
 __all__ = [
     "multi_dilation_conv2d",
+    "per_sample_dilation_conv2d",
     "dense_equivalent",
     "forward_macs",
     "backward_macs",

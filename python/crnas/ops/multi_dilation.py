@@ -4,17 +4,22 @@
 computed by the native core as ONE GEMM against mixed columns
 (``Σ_d m_d · (W ⊛_d x) = W · Σ_d m_d · im2col_d(x)``) with a hand-written backward.
 
-It is a real PyTorch op, ``torch.ops.crnas.multi_dilation_conv2d`` (and ``..._backward``), with a
+:func:`per_sample_dilation_conv2d` is the same op for one dilation per image given as integer
+indices (single-path supernets): the batch grouped by dilation, one native convolution per group.
+
+The fused op is a real PyTorch op, ``torch.ops.crnas.multi_dilation_conv2d`` (and ``..._backward``), with a
 fake kernel, autograd registration and FLOPs formulas, so ``torch.compile(fullgraph=True)``,
 ``torch.library.opcheck``, ``torch.utils.flop_counter.FlopCounterMode`` and fvcore all see it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
@@ -22,6 +27,7 @@ from crnas._native import core
 
 __all__ = [
     "multi_dilation_conv2d",
+    "per_sample_dilation_conv2d",
     "dense_equivalent",
     "output_size",
     "forward_macs",
@@ -60,7 +66,28 @@ def _validate(
     groups: int,
 ) -> None:
     """Check every argument (a ``TypeError``/``ValueError`` naming the first bad one)."""
-    for name, t in (("input", input), ("weight", weight), ("mix", mix)):
+    _validate_conv(input, weight, bias, dilations, stride, groups)
+    if not isinstance(mix, Tensor):
+        _fail("mix", "a torch.Tensor", type(mix).__name__, TypeError)
+    if mix.dtype != input.dtype:
+        _fail("mix", f"dtype {input.dtype} (the input's)", mix.dtype, TypeError)
+    if mix.device != input.device:
+        _fail("mix", f"a tensor on {input.device} (the input's device)", mix.device)
+    nd, n = len(dilations), input.shape[0]
+    if not (tuple(mix.shape) == (nd,) or tuple(mix.shape) == (n, nd)):
+        _fail("mix", f"shape [{nd}] (one weight per dilation) or [{n}, {nd}] (per sample)", f"shape {list(mix.shape)}")
+
+
+def _validate_conv(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    dilations: Sequence[int],
+    stride: int,
+    groups: int,
+) -> None:
+    """Check the arguments both ops share (everything but the mix / the dilation indices)."""
+    for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             _fail(name, "a torch.Tensor", type(t).__name__, TypeError)
     if bias is not None and not isinstance(bias, Tensor):
@@ -78,7 +105,7 @@ def _validate(
     _check_int("groups", groups, 1)
     if input.dtype not in _FLOAT_DTYPES:
         _fail("input", "a floating-point tensor (float16, bfloat16, float32 or float64)", input.dtype, TypeError)
-    for name, t in (("weight", weight), ("mix", mix), ("bias", bias)):
+    for name, t in (("weight", weight), ("bias", bias)):
         if t is None:
             continue
         if t.dtype != input.dtype:
@@ -89,7 +116,7 @@ def _validate(
         _fail("input", "a 4-D tensor [N, C, H, W]", f"shape {list(input.shape)}")
     if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
         _fail("weight", "a 4-D tensor [O, C/groups, 3, 3]", f"shape {list(weight.shape)}")
-    n, c, h, w = input.shape
+    _, c, h, w = input.shape
     o = weight.shape[0]
     if c < 1 or h < 1 or w < 1:
         _fail("input", "C, H and W >= 1", f"shape {list(input.shape)}")
@@ -99,9 +126,6 @@ def _validate(
         _fail("weight", f"shape [O, {c // groups}, 3, 3] (input channels {c} / groups {groups})", f"shape {list(weight.shape)}")
     if o < 1 or o % groups != 0:
         _fail("weight", f"a positive number of output channels divisible by groups ({groups})", o)
-    nd = len(dilations)
-    if not (tuple(mix.shape) == (nd,) or tuple(mix.shape) == (n, nd)):
-        _fail("mix", f"shape [{nd}] (one weight per dilation) or [{n}, {nd}] (per sample)", f"shape {list(mix.shape)}")
     if bias is not None and tuple(bias.shape) != (o,):
         _fail("bias", f"shape [{o}] (one value per output channel)", f"shape {list(bias.shape)}")
 
@@ -210,6 +234,83 @@ def multi_dilation_conv2d(
         input, weight, mix = input.to(dtype), weight.to(dtype), mix.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
     return torch.ops.crnas.multi_dilation_conv2d(input, weight, mix, bias, list(dilations), stride, groups)
+
+
+def per_sample_dilation_conv2d(
+    input: Tensor,
+    weight: Tensor,
+    index: Tensor,
+    bias: Tensor | None = None,
+    *,
+    dilations: Sequence[int] = (1, 2, 3),
+    stride: int = 1,
+    groups: int = 1,
+) -> Tensor:
+    """One dilation per image, at the cost of one convolution: the op with a one-hot ``mix``.
+
+    ``out[i] = conv2d(input[i], weight, bias, stride, padding=d, dilation=d, groups)`` with
+    ``d = dilations[index[i]]``, equal to :func:`multi_dilation_conv2d` with
+    ``mix = one_hot(index, len(dilations))``. The batch is grouped by dilation and each group runs one
+    native convolution (cuDNN, oneDNN, ...), so the total work is that of one convolution over the
+    batch; the images are gathered into groups and the outputs scattered back (one permutation each
+    way, skipped when every dilation's images are already contiguous, and no gather at all when one
+    dilation serves the whole batch).
+
+    Args:
+        input (Tensor[N, C, H, W]): input (any memory format; the output follows ``conv2d``'s).
+        weight (Tensor[O, C/groups, 3, 3]): the shared kernel.
+        index (Tensor[N] of an integer dtype): each image's dilation, an index into ``dilations``.
+            On the CPU or on the input's device; the grouping reads it on the host, so a CPU index
+            (what the search's samplers produce) costs no device synchronisation.
+        bias (Tensor[O], optional): added to every output position.
+        dilations, stride, groups: as in :func:`multi_dilation_conv2d`.
+
+    Differentiable in ``input``, ``weight`` and ``bias`` (an index has no gradient; use a float
+    ``mix`` and :func:`multi_dilation_conv2d` for the differentiable relaxation). Deterministic
+    wherever ``conv2d`` is: the gathers are permutations, so their backward adds one value per row.
+    The grouping depends on the index's values: under ``torch.compile`` it breaks the graph (the
+    float-``mix`` op traces whole).
+
+    Examples::
+
+        >>> x, w = torch.randn(3, 8, 16, 16), torch.randn(8, 8, 3, 3)
+        >>> per_sample_dilation_conv2d(x, w, torch.tensor([2, 0, 2])).shape
+        torch.Size([3, 8, 16, 16])
+    """
+    _validate_conv(input, weight, bias, dilations, stride, groups)
+    n, nd = input.shape[0], len(dilations)
+    if not isinstance(index, Tensor):
+        _fail("index", "a torch.Tensor", type(index).__name__, TypeError)
+    if index.dtype == torch.bool or index.is_floating_point() or index.is_complex():
+        _fail("index", "an integer tensor (one dilation index per image)", index.dtype, TypeError)
+    if index.device.type != "cpu" and index.device != input.device:
+        _fail("index", f"a tensor on the CPU or on {input.device} (the input's device)", index.device)
+    if tuple(index.shape) != (n,):
+        _fail("index", f"shape [{n}] (one dilation index per image)", f"shape {list(index.shape)}")
+    choices = index.tolist()
+    if any(not 0 <= c < nd for c in choices):
+        _fail("index", f"values in [0, {nd}) (indices into dilations {list(dilations)})", choices)
+
+    def conv(x: Tensor, choice: int) -> Tensor:
+        d = dilations[choice]
+        return F.conv2d(x, weight, bias, stride, d, d, groups)
+
+    present = sorted(set(choices))
+    if len(present) <= 1:
+        return conv(input, present[0] if present else 0)
+    # maximal runs of equal indices: if each dilation forms one run, the groups are slices already
+    runs = [(c, len(list(images))) for c, images in itertools.groupby(choices)]
+    if len(runs) == len(present):
+        parts = input.split([length for _, length in runs])
+        return torch.cat([conv(x, c) for x, (c, _) in zip(parts, runs)])
+    order = sorted(range(n), key=choices.__getitem__)  # stable: images keep their order within a group
+    inverse = [0] * n
+    for position, i in enumerate(order):
+        inverse[i] = position
+    grouped = input.index_select(0, torch.tensor(order, device=input.device))
+    parts = grouped.split([choices.count(c) for c in present])
+    out = torch.cat([conv(x, c) for x, c in zip(parts, present)])
+    return out.index_select(0, torch.tensor(inverse, device=input.device))
 
 
 def dense_equivalent(weight: Tensor, mix: Tensor, dilations: Sequence[int] = (1, 2, 3)) -> Tensor:

@@ -92,7 +92,7 @@ class SearchConfig:
     joint: bool = True
     #: Same random completions for every candidate of a step on a mini-batch.
     common_random: bool = True
-    #: Op-supernet training samples one path per image (one fused call) instead of per batch.
+    #: Op-supernet training samples one path per image (the batch grouped by dilation) instead of per batch.
     per_sample_paths: bool = True
     arch_lr: float = 3e-3
     val_fraction: float = 0.05

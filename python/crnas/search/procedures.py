@@ -101,7 +101,8 @@ class StageSampler:
 
 class PathSampler:
     """Training callback: uniformly sampled dilations for the current allocation at every step, one per
-    block for the whole batch (SPOS) or, with ``per_sample``, one per block and image (the fused op)."""
+    block for the whole batch (SPOS) or, with ``per_sample``, one per block and image (each block groups
+    the batch by dilation: :func:`crnas.ops.per_sample_dilation_conv2d`)."""
 
     def __init__(self, seed: int, per_sample: bool = True) -> None:
         self.seed, self.per_sample = seed, per_sample
@@ -110,7 +111,7 @@ class PathSampler:
         supernet = supernet_of(model)
         n = len(images) if self.per_sample else 1
         onehot = sample_paths(len(supernet.active_convs), n, len(supernet.dilations), seed=derive_seed(self.seed, PATH_SAMPLE, step))
-        supernet.set_paths(choices_to_paths(onehot.argmax(-1).t(), len(supernet.dilations)))
+        supernet.set_paths(choices_to_paths(onehot.argmax(-1).t()))
 
 
 def stage_search(

@@ -4,8 +4,8 @@ Every score is COCO AP of the detections collected on archval, after recalibrati
 BatchNorm statistics on a fixed set of archtrain batches with the sub-network being scored.
 
 Dilation candidates of one greedy step (docs/design.md#greedy-dilation-search) can be scored *jointly*: each archval image is repeated once
-per candidate and every block's ``mix`` holds one one-hot row per repeated image, so one forward
-pass of the fused convolution runs all candidates (their BatchNorm statistics are then recalibrated
+per candidate and every block's path holds one dilation index per repeated image, so one forward
+pass runs all candidates (each block grouping the batch by dilation) (their BatchNorm statistics are then recalibrated
 together, on the same repetition of the archtrain batches), or *one by one*, each with its own
 recalibration. Unselected blocks are completed by uniform random dilations drawn per archval
 mini-batch; with ``common_random`` every candidate of a step gets the same completion on a
@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crnas import distributed
@@ -39,16 +38,14 @@ __all__ = ["Scorer", "recalibrate_bn", "choices_to_paths"]
 RECAL, COMPLETE = 11, 12
 
 
-def choices_to_paths(choices: Tensor, num_choices: int) -> list[Path]:
+def choices_to_paths(choices: Tensor) -> list[Path]:
     """Per-image dilation indices ``LongTensor[N, B]`` -> one path per block: a plain index when
-    every image agrees (an ordinary convolution), else a one-hot ``mix[N, D]`` (the fused op)."""
+    every image agrees (an ordinary convolution), else the block's indices ``LongTensor[N]`` (the
+    batch grouped by dilation, one ordinary convolution per group)."""
     paths: list[Path] = []
     for column in choices.t():
         first = int(column[0])
-        if bool((column == first).all()):
-            paths.append(first)
-        else:
-            paths.append(F.one_hot(column, num_choices).float())
+        paths.append(first if bool((column == first).all()) else column.contiguous())
     return paths
 
 
@@ -196,19 +193,18 @@ class Scorer:
 
     def _detect_one(self, prefixes: Sequence[Sequence[int]], c: int, step: int, common_random: bool) -> list[Record]:
         def paths(batch: tuple[int, int]) -> list[Path]:
-            return choices_to_paths(self._choices(prefixes[c : c + 1], step, batch, common_random, first=c), len(self.supernet.dilations))
+            return choices_to_paths(self._choices(prefixes[c : c + 1], step, batch, common_random, first=c))
 
         recalibrate_bn(self.model, self.recal_images, lambda b, images: self.supernet.set_paths(paths((1, b))))
         return self._collect(lambda b: self.supernet.set_paths(paths((0, b))))
 
     def _detect_jointly(self, prefixes: Sequence[Sequence[int]], step: int, common_random: bool) -> list[list[Record]]:
         k = len(prefixes)
-        num_choices = len(self.supernet.dilations)
 
         def replicate(batch: tuple[int, int], n: int) -> None:
             # image i of candidate c sits at row c * n + i
             choices = self._choices(prefixes, step, batch, common_random).repeat_interleave(n, dim=0)
-            self.supernet.set_paths(choices_to_paths(choices, num_choices))
+            self.supernet.set_paths(choices_to_paths(choices))
 
         def recal_batch(b: int, images: list[Tensor]) -> list[Tensor]:
             replicate((1, b), len(images))

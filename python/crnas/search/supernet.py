@@ -6,8 +6,10 @@
   :func:`crnas.models.build` model, so a sub-network's weights *are* a final model's weights.
 - Operation level: every searched 3×3 is a :class:`SearchableConv2d`, one kernel shared by the
   dilations (1, 2, 3). Its ``path`` is a dilation index for the whole batch (the paper's single-path
-  sampling, run as a plain convolution) or a ``mix`` tensor ``[D]``/``[N, D]`` for the fused op: one-hot
-  rows give one path per sample in a single call; softmax rows are the differentiable relaxation.
+  sampling, run as a plain convolution), dilation indices ``LongTensor[N]``, one per image (the batch
+  grouped by dilation, one plain convolution per group:
+  :func:`crnas.ops.per_sample_dilation_conv2d`), or a float ``mix`` ``[D]``/``[N, D]`` for the fused
+  op (softmax rows: the differentiable relaxation).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from crnas.arch import DILATIONS, Architecture, StageSpace
 from crnas.detection import assemble_detector, build_detector, fpn_extra_blocks, fpn_returned_layers
 from crnas.models import CRMobileNetV2, build
 from crnas.nn import MultiDilationConv2d
-from crnas.ops import multi_dilation_conv2d
 
 __all__ = [
     "SearchableConv2d",
@@ -38,7 +39,8 @@ __all__ = [
     "Path",
 ]
 
-#: A block's path: a dilation index for the whole batch, or a mix ``Tensor[D]`` / ``Tensor[N, D]``.
+#: A block's path: a dilation index for the whole batch, one per image (an integer ``Tensor[N]``), or a
+#: float mix ``Tensor[D]`` / ``Tensor[N, D]``.
 Path = int | Tensor
 
 
@@ -54,9 +56,7 @@ class SearchableConv2d(MultiDilationConv2d):
         if isinstance(path, int):
             d = self.dilations[path]
             return F.conv2d(input, self.weight, self.bias, self.stride, d, d, self.groups)
-        return multi_dilation_conv2d(
-            input, self.weight, path.to(input.dtype), self.bias, dilations=self.dilations, stride=self.stride, groups=self.groups
-        )
+        return super().forward(input, path if not path.is_floating_point() else path.to(input.dtype))
 
 
 class ElasticSequential(nn.Sequential):
