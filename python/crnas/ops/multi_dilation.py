@@ -65,17 +65,9 @@ def _validate(
     stride: int,
     groups: int,
 ) -> None:
-    """Check every argument (a ``TypeError``/``ValueError`` naming the first bad one)."""
-    _validate_conv(input, weight, bias, dilations, stride, groups)
-    if not isinstance(mix, Tensor):
-        _fail("mix", "a torch.Tensor", type(mix).__name__, TypeError)
-    if mix.dtype != input.dtype:
-        _fail("mix", f"dtype {input.dtype} (the input's)", mix.dtype, TypeError)
-    if mix.device != input.device:
-        _fail("mix", f"a tensor on {input.device} (the input's device)", mix.device)
-    nd, n = len(dilations), input.shape[0]
-    if not (tuple(mix.shape) == (nd,) or tuple(mix.shape) == (n, nd)):
-        _fail("mix", f"shape [{nd}] (one weight per dilation) or [{n}, {nd}] (per sample)", f"shape {list(mix.shape)}")
+    """Check every argument (a ``TypeError``/``ValueError`` naming the first bad one), in the native
+    core's order and words (tests/ops prove the two agree)."""
+    _validate_conv(input, weight, bias, dilations, stride, groups, mix=mix, fused=True)
 
 
 def _validate_conv(
@@ -85,9 +77,13 @@ def _validate_conv(
     dilations: Sequence[int],
     stride: int,
     groups: int,
+    *,
+    mix: Tensor | None = None,
+    fused: bool = False,
 ) -> None:
-    """Check the arguments both ops share (everything but the mix / the dilation indices)."""
-    for name, t in (("input", input), ("weight", weight)):
+    """Check the arguments both ops share, and the fused op's ``mix`` with ``fused``."""
+    tensors = (("input", input), ("weight", weight)) + ((("mix", mix),) if fused else ())
+    for name, t in tensors:
         if not isinstance(t, Tensor):
             _fail(name, "a torch.Tensor", type(t).__name__, TypeError)
     if bias is not None and not isinstance(bias, Tensor):
@@ -105,7 +101,7 @@ def _validate_conv(
     _check_int("groups", groups, 1)
     if input.dtype not in _FLOAT_DTYPES:
         _fail("input", "a floating-point tensor (float16, bfloat16, float32 or float64)", input.dtype, TypeError)
-    for name, t in (("weight", weight), ("bias", bias)):
+    for name, t in (("weight", weight), ("mix", mix), ("bias", bias)):
         if t is None:
             continue
         if t.dtype != input.dtype:
@@ -116,7 +112,7 @@ def _validate_conv(
         _fail("input", "a 4-D tensor [N, C, H, W]", f"shape {list(input.shape)}")
     if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
         _fail("weight", "a 4-D tensor [O, C/groups, 3, 3]", f"shape {list(weight.shape)}")
-    _, c, h, w = input.shape
+    n, c, h, w = input.shape
     o = weight.shape[0]
     if c < 1 or h < 1 or w < 1:
         _fail("input", "C, H and W >= 1", f"shape {list(input.shape)}")
@@ -126,6 +122,9 @@ def _validate_conv(
         _fail("weight", f"shape [O, {c // groups}, 3, 3] (input channels {c} / groups {groups})", f"shape {list(weight.shape)}")
     if o < 1 or o % groups != 0:
         _fail("weight", f"a positive number of output channels divisible by groups ({groups})", o)
+    nd = len(dilations)
+    if mix is not None and fused and not (tuple(mix.shape) == (nd,) or tuple(mix.shape) == (n, nd)):
+        _fail("mix", f"shape [{nd}] (one weight per dilation) or [{n}, {nd}] (per sample)", f"shape {list(mix.shape)}")
     if bias is not None and tuple(bias.shape) != (o,):
         _fail("bias", f"shape [{o}] (one value per output channel)", f"shape {list(bias.shape)}")
 
