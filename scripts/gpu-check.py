@@ -345,7 +345,7 @@ def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iteration
     from crnas.search import PathSampler, Scorer, StageSampler, preset, recalibrate_bn, supernet_of
     from crnas.search.driver import _supernet
     from crnas.arch import DILATIONS
-    from crnas.train import _step
+    from crnas.train.loop import train_step
 
     overrides: dict[str, Any] = dict(device=str(device))
     height, width = 800, 1088
@@ -378,7 +378,7 @@ def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iteration
             torch.cuda.reset_peak_memory_stats(device)
         for step in range(iterations + warmup):
             callback.on_step_start(step, images, targets, model)
-            t = _timed(lambda step=step: _step(model, images, targets, optimizer, scaler, use_amp, device, step), device)
+            t = _timed(lambda step=step: train_step(model, images, targets, optimizer, scaler, use_amp, device, step), device)
             if step >= warmup:
                 times.append(t)
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None

@@ -115,7 +115,7 @@ def test_result_records_the_confidence_of_every_ranking(reference):
     assert stage["winner"] == result["stage_search"]["best"] and stage["reference"] == result["baseline"]["blocks"]
     lo, hi = stage["lead"]["ci"]
     assert lo <= stage["lead"]["value"] <= hi and 0 <= stage["indistinguishable"] < stage["candidates"] == len(result["stage_search"]["allocations"])
-    assert stage["images"] == result["data"]["archval"] and stage["resamples"] == 1000
+    assert stage["images"] == result["data"]["archval"] and stage["resamples"] == 200
     for step in result["dilation_search"]["steps"][1:]:
         conf = step["confidence"]
         assert conf["winner"] == step["beam"][0] and conf["reference"] == step["beam"][1]

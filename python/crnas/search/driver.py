@@ -155,12 +155,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=10, stage_iterations=30, op_iterations=30, checkpoint_every=10,
-        recal_batches=2, eval_batch_size=4, val_fraction=0.2, data=dict(kind="synthetic", num_images=40, image_size=128),
+        recal_batches=2, eval_batch_size=4, val_fraction=0.2, bootstrap_resamples=200, data=dict(kind="synthetic", num_images=40, image_size=128),
     ),
     "demo": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
-        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False,
+        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300,
         data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
     "paper": dict(

@@ -87,7 +87,7 @@ def run_steps(
                 logger.info("stopped by a callback before step %d", step)
                 result.stopped_early = True
                 break
-            losses = _step(step_model, images, targets, state.optimizer, state.scaler, amp, device, step)
+            losses = train_step(step_model, images, targets, state.optimizer, state.scaler, amp, device, step)
             result.lr_history.append(state.optimizer.param_groups[0]["lr"])
             result.loss_history.append(losses["loss"])
             state.scheduler.step()
@@ -108,7 +108,7 @@ def run_steps(
     return ran
 
 
-def _step(
+def train_step(
     model: nn.Module,
     images: list[Tensor],
     targets: list[dict[str, Any]],
