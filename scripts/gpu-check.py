@@ -339,12 +339,12 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> float:
 def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iterations: int) -> dict[str, Any]:
     """Time the paper preset's supernet iterations and archval scoring; project a COCO search."""
     from crnas import Architecture
+    from crnas.arch import DILATIONS
     from crnas.data import DetectionSubset, SyntheticDetection
     from crnas.data.target import training_target
     from crnas.eval import score_detections
     from crnas.search import PathSampler, Scorer, StageSampler, preset, recalibrate_bn, supernet_of
     from crnas.search.driver import _supernet
-    from crnas.arch import DILATIONS
     from crnas.train.loop import train_step
 
     overrides: dict[str, Any] = dict(device=str(device))
