@@ -7,7 +7,6 @@ checkpoint). :func:`load_detector` is the one way back to the trained ``nn.Modul
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 from crnas.arch import get_architecture
 from crnas.detection import backbone_training, build_detector, detection_limit
 from crnas.eval.coco import MAX_DETECTIONS
+from crnas.jsonfile import read_record, write_json
 from crnas.train import CHECKPOINT_NAME
 
 __all__ = ["RUN_FILE", "ModelSettings", "RunRecord", "load_detector"]
@@ -67,9 +67,7 @@ class RunRecord:
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         path = Path(run_dir) / RUN_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, self.to_dict())
         return path
 
     @classmethod
@@ -78,10 +76,7 @@ class RunRecord:
         path = path / RUN_FILE if path.is_dir() else path
         if not path.is_file():
             raise FileNotFoundError(f"run: expected a run directory of `crnas train` holding {RUN_FILE}, got {str(run_dir)!r}")
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: expected a crnas run record, got {type(err).__name__}: {err}") from None
+        return read_record(path, "a crnas run record", cls.from_dict)
 
     def detector(self, max_detections: int | None = None) -> nn.Module:
         """The untrained detector of this run (keeping ``max_detections`` per image, default the run's)."""

@@ -18,8 +18,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crnas.cli.common import CLIUsageError
+
+if TYPE_CHECKING:
+    from crnas.search.audit import AuditConfig, AuditRecord, StandaloneCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,28 +65,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run(args: argparse.Namespace, config, cache) -> int:  # type: ignore[no-untyped-def]
-    from crnas.search.audit import _jobs, audit_plan, estimate_run_seconds, unique_jobs
+def _dry_run(args: argparse.Namespace, config: AuditConfig, cache: StandaloneCache) -> int:
+    from crnas.search.audit import audit_plan, estimate_run_seconds
 
     plan = audit_plan(args.search, config)
-    setup = plan["setup"]
-    jobs = unique_jobs(_jobs(setup, config, setup.jobs_stage) + _jobs(setup, config, setup.jobs_dilation))
+    jobs = plan.unique_jobs()
     pending = [j for j in jobs if cache.get(j) is None]
-    print(f"stand-alone runs: {len(jobs)} ({len(jobs) - len(pending)} cached), {plan['iterations']} iterations each, "
-          f"{plan['train_images']} training / {plan['eval_images']} evaluation images, seeds {plan['seeds']}")
-    for row in plan["stage"]:
-        print(f"  stage    rank {row['supernet_rank']:4d}  {row['blocks']}  supernet AP {100 * row['supernet_AP']:.2f}")
-    for row in plan["dilation"]:
-        print(f"  dilation {row['blocks']} {' '.join(map(str, row['dilations']))}  supernet AP {100 * row['supernet_AP']:.2f}")
+    print(f"stand-alone runs: {len(jobs)} ({len(jobs) - len(pending)} cached), {plan.iterations} iterations each, "
+          f"{len(plan.train_set)} training / {len(plan.eval_set)} evaluation images, seeds {config.seeds}")
+    for blocks, _, ap, rank in plan.stage:
+        print(f"  stage    rank {rank:4d}  {blocks}  supernet AP {100 * ap:.2f}")
+    for blocks, dilations, ap, _ in plan.dilation:
+        print(f"  dilation {blocks} {' '.join(map(str, dilations))}  supernet AP {100 * ap:.2f}")
     if pending:
         t0 = time.time()
-        per_run = estimate_run_seconds(setup)
+        per_run = estimate_run_seconds(plan)
         print(f"estimated: {per_run:.0f} s per run, {len(pending) * per_run / 60:.0f} min for {len(pending)} runs "
-              f"(timed in {time.time() - t0:.0f} s on {setup.config.device})")
+              f"(timed in {time.time() - t0:.0f} s on {plan.config.device})")
     return 0
 
 
-def format_audit(record) -> str:  # type: ignore[no-untyped-def]
+def format_audit(record: AuditRecord) -> str:
     """The audit as a printed table and a summary per ranking."""
     lines = []
     for name, audit in (("stage search", record.stage), ("dilation search", record.dilation)):

@@ -44,6 +44,7 @@ from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
 from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
+from crnas.jsonfile import read_record, write_json
 from crnas.search.driver import SearchConfig, _supernet, data_fingerprint
 from crnas.search.result import load_result
 from crnas.search.scoring import Scorer
@@ -51,7 +52,7 @@ from crnas.search.supernet import supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
-    "AuditConfig", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
+    "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
     "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir",
 ]
 
@@ -160,10 +161,7 @@ class AuditRecord:
         return cls(stage=stage, dilation=ranking(d.get("dilation")), config=d["config"], search=d["search"], version=d.get("version", AUDIT_VERSION))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AuditRecord:
@@ -172,10 +170,7 @@ class AuditRecord:
             path = path / "audit" / "audit.json" if (path / "audit" / "audit.json").is_file() else path / "audit.json"
         if not path.is_file():
             raise FileNotFoundError(f"audit: expected an audit.json or a search directory holding audit/audit.json, got {str(path)!r}")
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: expected an audit record, got {type(err).__name__}: {err}") from None
+        return read_record(path, "an audit record", cls.from_dict)
 
 
 # -- statistics ----------------------------------------------------------------------------------------
@@ -282,25 +277,36 @@ class StandaloneCache:
     def put(self, job: StandaloneJob, metrics: dict[str, float]) -> None:
         d = self.run_dir(job)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "job.json").write_text(json.dumps(job.key_dict(), indent=2) + "\n")
-        tmp = d / "metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-        os.replace(tmp, d / "metrics.json")
+        write_json(d / "job.json", job.key_dict())
+        write_json(d / "metrics.json", metrics)
 
 
 #: ``trainer(job, run_dir, progress) -> COCO metrics``: trains and evaluates one stand-alone run.
 Trainer = Callable[[StandaloneJob, Path, bool], dict[str, float]]
 
 
+#: An audited architecture: blocks, dilations, supernet AP, supernet rank.
+Entry = tuple[list[int], list[int], float, int]
+
+
 @dataclass
-class _Setup:
+class AuditPlan:
+    """What an audit trains and on which images (:func:`audit_plan`): the architectures of each ranking
+    with their supernet AP and rank, and one :class:`StandaloneJob` per architecture and seed."""
+
     config: SearchConfig
     result: dict[str, Any]
     train_set: DetectionDataset
     eval_set: DetectionDataset
-    jobs_stage: list[tuple[list[int], list[int], float, int]]  # blocks, dilations, supernet AP, supernet rank
-    jobs_dilation: list[tuple[list[int], list[int], float, int]]
+    stage: list[Entry]
+    dilation: list[Entry]
+    stage_jobs: list[list[StandaloneJob]]
+    dilation_jobs: list[list[StandaloneJob]]
     iterations: int
+
+    def unique_jobs(self) -> list[StandaloneJob]:
+        """The distinct jobs in order (the winner's all-dilation-1 network is both a stage and a dilation pick)."""
+        return list({j.key(): j for group in self.stage_jobs + self.dilation_jobs for j in group}.values())
 
 
 def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionDataset) -> tuple[DetectionDataset, DetectionDataset]:
@@ -316,7 +322,7 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
     return train, held_out
 
 
-def _standalone_trainer(setup: _Setup) -> Trainer:
+def _standalone_trainer(setup: AuditPlan) -> Trainer:
     """Trains with :func:`crnas.train.train_detector` and evaluates with :func:`crnas.eval.coco_eval`."""
 
     config, classes = setup.config, len(setup.train_set.classes) + 1
@@ -337,27 +343,33 @@ def _standalone_trainer(setup: _Setup) -> Trainer:
     return train
 
 
-def _setup(search_dir: Path, audit: AuditConfig) -> _Setup:
+def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> AuditPlan:
+    """What :func:`run_audit` would train (no training): reads the search, checks its data, picks the
+    architectures and scores the dilation candidates with the operation supernet."""
+    audit = audit or AuditConfig()
+    audit.validate()
+    search_dir = Path(search_dir)
     result = load_result(search_dir)
     config = SearchConfig.from_dict(result["config"])
     dataset = load_dataset(config.data)
     if data_fingerprint(dataset) != result["data"]["fingerprint"]:
         raise ValueError(f"data: the images or annotations differ from those {search_dir} was searched on (fingerprint mismatch)")
-    archtrain, _ = split(dataset, config.val_fraction, config.seed)
+    archtrain, archval = split(dataset, config.val_fraction, config.seed)
     train_set, eval_set = _eval_set(config, audit, archtrain)
     table = result["stage_search"]["allocations"]  # best first
-    ranked = [r["blocks"] for r in table]
-    picks = pick_allocations(ranked, result["baseline"]["blocks"], audit.allocations)
+    picks = pick_allocations([r["blocks"] for r in table], result["baseline"]["blocks"], audit.allocations)
     stage = [(table[i]["blocks"], [1] * sum(table[i]["blocks"]), table[i]["AP"], i + 1) for i in picks]
-    dilation: list[tuple[list[int], list[int], float, int]] = []
-    if audit.dilation:
-        dilation = _dilation_candidates(search_dir, config, result, archtrain)
-    return _Setup(config, result, train_set, eval_set, stage, dilation, audit.iterations or config.stage_iterations)
+    dilation = _dilation_candidates(search_dir, config, result, archtrain, archval) if audit.dilation else []
+    iterations = audit.iterations or config.stage_iterations
+    make_jobs = _job_factory(config, train_set, eval_set, iterations, audit.seeds)
+    return AuditPlan(
+        config, result, train_set, eval_set, stage, dilation, [make_jobs(e) for e in stage], [make_jobs(e) for e in dilation], iterations
+    )
 
 
 def _dilation_candidates(
-    search_dir: Path, config: SearchConfig, result: dict[str, Any], archtrain: DetectionDataset
-) -> list[tuple[list[int], list[int], float, int]]:
+    search_dir: Path, config: SearchConfig, result: dict[str, Any], archtrain: DetectionDataset, archval: DetectionDataset
+) -> list[Entry]:
     """The final beam (or the differentiable pick) and all-dilation-1 on the found allocation, each
     scored with full paths (no random completion) by the trained operation supernet."""
 
@@ -370,10 +382,7 @@ def _dilation_candidates(
     checkpoint = search_dir / "op_supernet" / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise FileNotFoundError(f"audit: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
-    dataset = load_dataset(config.data)
-    _, archval = split(dataset, config.val_fraction, config.seed)
-    space = config.space()
-    model = _supernet(config, space, len(dataset.classes) + 1)
+    model = _supernet(config, config.space(), len(archval.classes) + 1)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     supernet_of(model).set_allocation(blocks)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
@@ -383,40 +392,24 @@ def _dilation_candidates(
     return [(list(blocks), candidates[i], metrics[i]["AP"], rank[i]) for i in range(len(candidates))]
 
 
-def _jobs(setup: _Setup, audit: AuditConfig, entries: list[tuple[list[int], list[int], float, int]]) -> list[list[StandaloneJob]]:
-
-    config = setup.config
-    train_fp, eval_fp = data_fingerprint(setup.train_set), data_fingerprint(setup.eval_set)
+def _job_factory(
+    config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset, iterations: int, seeds: Sequence[int]
+) -> Callable[[Entry], list[StandaloneJob]]:
+    """``entry -> [StandaloneJob per seed]`` with the data fingerprints and settings computed once."""
+    train_fp, eval_fp = data_fingerprint(train_set), data_fingerprint(eval_set)
     detector = {
-        "detector": config.detector, "num_classes": len(setup.train_set.classes) + 1, "fpn_channels": config.fpn_channels,
+        "detector": config.detector, "num_classes": len(train_set.classes) + 1, "fpn_channels": config.fpn_channels,
         "representation_size": config.representation_size, "min_size": config.min_size, "max_size": config.max_size,
         "detector_kwargs": config.detector_kwargs,
     }
     schedule = {"batch_size": config.batch_size, "lr_per_image": config.lr_per_image, "warmup": config.lr_warmup}
-    out = []
-    for blocks, dilations, _, _ in entries:
-        arch = get_architecture({"family": config.family, "blocks": blocks, "dilations": dilations, "width": config.width})
-        arch_dict = arch.to_dict()
-        out.append([StandaloneJob(arch_dict, s, setup.iterations, train_fp, eval_fp, detector, schedule) for s in audit.seeds])
-    return out
 
+    def jobs(entry: Entry) -> list[StandaloneJob]:
+        blocks, dilations, _, _ = entry
+        arch = get_architecture({"family": config.family, "blocks": blocks, "dilations": dilations, "width": config.width}).to_dict()
+        return [StandaloneJob(arch, s, iterations, train_fp, eval_fp, detector, schedule) for s in seeds]
 
-def unique_jobs(groups: Sequence[Sequence[StandaloneJob]]) -> list[StandaloneJob]:
-    """The distinct jobs of ``groups`` in order (the baseline can be both a stage and a dilation pick)."""
-    return list({j.key(): j for group in groups for j in group}.values())
-
-
-def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> dict[str, Any]:
-    """What :func:`run_audit` would train (no training): the architectures, iterations and images."""
-    audit = audit or AuditConfig()
-    audit.validate()
-    setup = _setup(Path(search_dir), audit)
-    return {
-        "stage": [{"blocks": b, "supernet_AP": ap, "supernet_rank": r} for b, _, ap, r in setup.jobs_stage],
-        "dilation": [{"blocks": b, "dilations": d, "supernet_AP": ap} for b, d, ap, _ in setup.jobs_dilation],
-        "seeds": audit.seeds, "iterations": setup.iterations, "train_images": len(setup.train_set), "eval_images": len(setup.eval_set),
-        "setup": setup,
-    }
+    return jobs
 
 
 def run_audit(
@@ -431,17 +424,14 @@ def run_audit(
     """Audit the search in ``search_dir``; writes and returns ``audit.json`` (in ``out_dir``, default
     ``search_dir/audit``). ``trainer`` replaces stand-alone training (tests)."""
     audit = audit or AuditConfig()
-    audit.validate()
     search_dir = Path(search_dir)
     out = Path(out_dir) if out_dir is not None else search_dir / "audit"
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or StandaloneCache(default_cache_dir())
     started = time.time()
-    setup = _setup(search_dir, audit)
+    setup = audit_plan(search_dir, audit)
     train = trainer or _standalone_trainer(setup)
-    stage_jobs = _jobs(setup, audit, setup.jobs_stage)
-    dilation_jobs = _jobs(setup, audit, setup.jobs_dilation)
-    unique = unique_jobs(stage_jobs + dilation_jobs)
+    unique = setup.unique_jobs()
     pending = [j for j in unique if cache.get(j) is None]
     logger.info(
         "audit of %s: %d stand-alone runs (%d cached), %d iterations each, %d training / %d evaluation images; cache %s",
@@ -454,7 +444,7 @@ def run_audit(
         cache.put(job, metrics)
         logger.info("stand-alone %s seed %d: AP %.4f", job.architecture["blocks"], job.seed, metrics["AP"])
 
-    def pairs(entries: list[tuple[list[int], list[int], float, int]], jobs: list[list[StandaloneJob]]) -> list[Pair]:
+    def pairs(entries: list[Entry], jobs: list[list[StandaloneJob]]) -> list[Pair]:
         out_pairs = []
         for (blocks, dilations, sup_ap, rank), group in zip(entries, jobs):
             runs = [cache.get(j) for j in group]
@@ -464,11 +454,11 @@ def run_audit(
 
     result = setup.result
     seed = derive_seed(setup.config.seed, CORRELATION)
-    stage = _ranking_audit(pairs(setup.jobs_stage, stage_jobs), result["stage_search"]["best"], audit, seed, lambda p: p.blocks)
+    stage = _ranking_audit(pairs(setup.stage, setup.stage_jobs), result["stage_search"]["best"], audit, seed, lambda p: p.blocks)
     dilation = None
-    if setup.jobs_dilation:
+    if setup.dilation:
         dilation = _ranking_audit(
-            pairs(setup.jobs_dilation, dilation_jobs), result["dilation_search"]["dilations"], audit, seed + 2, lambda p: p.dilations
+            pairs(setup.dilation, setup.dilation_jobs), result["dilation_search"]["dilations"], audit, seed + 2, lambda p: p.dilations
         )
     record = AuditRecord(
         stage=stage, dilation=dilation,
@@ -479,11 +469,11 @@ def run_audit(
     record.save(out / "audit.json")
     # not part of the (reproducible) record: this run's wall time, trained runs and machine
     timing = {"wall_time_s": round(time.time() - started, 1), "trained_runs": len(pending), "threads": torch.get_num_threads()}
-    (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    write_json(out / "timing.json", timing)
     return record
 
 
-def estimate_run_seconds(setup: _Setup, steps: int = 4) -> float:
+def estimate_run_seconds(setup: AuditPlan, steps: int = 4) -> float:
     """Seconds one stand-alone run should take: a few timed training steps of the baseline allocation
     (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images."""
 

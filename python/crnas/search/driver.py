@@ -34,6 +34,7 @@ from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
 from crnas.detection import detection_limit
+from crnas.jsonfile import write_json
 from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
 from crnas.search.procedures import DifferentiableSearch, PathSampler, StageSampler, greedy_dilation_search, stage_search
 from crnas.search.scoring import Scorer
@@ -211,11 +212,8 @@ def _versions() -> dict[str, str]:
 
 def _write_json(path: Path, data: Any) -> None:
     """Write atomically; rank 0 alone writes when distributed."""
-    if not distributed.is_main():
-        return
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    if distributed.is_main():
+        write_json(path, data)
 
 
 def _supernet(config: SearchConfig, space: StageSpace, num_classes: int) -> torch.nn.Module:
