@@ -11,6 +11,7 @@ from crnas.analysis._figure import dilation_colour, new_figure, save
 from crnas.analysis.architecture_figures import plot_allocation, plot_macs
 from crnas.analysis.audit_figures import plot_audit
 from crnas.analysis.results import beam_aps, load_result, result_architectures
+from crnas.search.confidence import Lead
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,7 +119,7 @@ def plot_dilation_search(result: Any, *, dpi: int = 100, path: str | PathLike[st
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, 0.93))
         ax.grid(alpha=0.3)
         title = f"greedy dilation search (top-{search.get('k', len(steps[0]['beam']))} beam)"
-        leads = [s["confidence"]["lead"]["ci"][0] > 0 for s in steps if s.get("confidence")]
+        leads = [Lead.from_dict(s["confidence"]["lead"]).significant for s in steps if s.get("confidence")]
         if leads:
             title += f"\n{sum(leads)} of {len(leads)} steps' winners beat the runner-up outside the 95% interval"
         ax.set_title(title, fontsize=9)

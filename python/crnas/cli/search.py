@@ -118,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"stage search: {len(result['stage_search']['allocations'])} allocations scored; best AP "
           f"{result['stage_search']['allocations'][0]['AP']:.4f}")
     for what, conf in _confidences(result):
-        print(Confidence.from_dict(conf).summary(what))
-        if conf["lead"]["ci"][0] <= 0:
+        confidence = Confidence.from_dict(conf)
+        print(confidence.summary(what))
+        if not confidence.lead.significant:
             print(f"  warning: {NOISE_ADVICE}")
     print(f"result: {args.out / 'result.json'}")
     return 0
