@@ -5,7 +5,7 @@ use crate::arch::{Architecture, Family, DILATIONS, PAPER_ARCHITECTURES};
 use crate::error::{CrnasError, Result};
 use crate::flops::{self, Convention, Detector, Report};
 use crate::mdconv::{self, Backend};
-use crate::space::{self, Budget, StageSpace, MACS_INPUT_SIZE};
+use crate::space::{self, Budget, Sampling, StageSpace, MACS_INPUT_SIZE};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -415,10 +415,19 @@ impl PyStageSpace {
         self.0.allocations().iter().map(|a| a.to_vec()).collect()
     }
 
-    /// ``k`` allocations drawn uniformly (with replacement), reproducible from ``seed``.
-    #[pyo3(signature = (k, *, seed = 0))]
-    fn sample(&self, k: usize, seed: u64) -> PyResult<Vec<Vec<usize>>> {
-        Ok(self.0.sample(k, seed)?.iter().map(|a| a.to_vec()).collect())
+    /// ``k`` allocations drawn with replacement, reproducible from ``seed``: ``sampling="uniform"``
+    /// (every feasible allocation equally likely) or ``"balanced"`` (each stage's depth as close to
+    /// uniform over its feasible depths as the space allows; see :meth:`weights`).
+    #[pyo3(signature = (k, *, seed = 0, sampling = "uniform"))]
+    fn sample(&self, k: usize, seed: u64, sampling: &str) -> PyResult<Vec<Vec<usize>>> {
+        let sampling = Sampling::parse(sampling)?;
+        Ok(self.0.sample_with(k, seed, sampling)?.iter().map(|a| a.to_vec()).collect())
+    }
+
+    /// The probability of each allocation (in :meth:`allocations` order) under ``sampling``.
+    #[pyo3(signature = (sampling = "uniform"))]
+    fn weights(&self, sampling: &str) -> PyResult<Vec<f64>> {
+        Ok(self.0.weights(Sampling::parse(sampling)?))
     }
 
     /// The architecture of ``blocks`` at this space's family and width.
@@ -490,6 +499,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DETECTORS", PyTuple::new(py, Detector::ALL.map(Detector::name))?)?;
     m.add("CONVENTION", pythonize::pythonize(py, &Convention::default())?)?;
     m.add("MACS_INPUT_SIZE", MACS_INPUT_SIZE)?;
+    m.add("SAMPLINGS", PyTuple::new(py, Sampling::ALL.map(Sampling::name))?)?;
     m.add_class::<PyArchitecture>()?;
     m.add_class::<PyStageSpace>()?;
     m.add_class::<PyFlopsReport>()?;

@@ -4,6 +4,9 @@
 //!   budget (a total block count, or MACs within a tolerance of the baseline's). Feasible
 //!   allocations are enumerated once; sampling draws uniform indices into that list, so it is
 //!   exactly uniform (counting, not rejection) and reproducible from a seed.
+//! - [`Sampling`]: uniform over the feasible allocations (the paper's), or `balanced`: the weights
+//!   that make each stage's depth as close to uniform as the budget allows (maximum total entropy of
+//!   the per-stage depth distributions; FairNAS-style per-stage balance).
 //! - The joint space (allocation × one dilation per block) and uniform sampling from it.
 //! - [`sample_paths`]: per-sample one-hot dilation choices `[B, N, D]` for a batch, as a tensor on
 //!   the requested device — the `mix` input of the fused convolution.
@@ -26,6 +29,73 @@ pub const MOBILENET_CHOICES: [&[usize]; 4] = [&[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5,
 
 /// The input size at which MACs are compared: a MACs budget's default, the search's reports (the paper's 800×1088).
 pub const MACS_INPUT_SIZE: (usize, usize) = (800, 1088);
+
+/// How a stage supernet draws an allocation per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Every feasible allocation equally likely.
+    Uniform,
+    /// Each stage's depth as close to uniform over its feasible depths as the space allows.
+    Balanced,
+}
+
+impl Sampling {
+    pub const ALL: [Sampling; 2] = [Sampling::Uniform, Sampling::Balanced];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sampling::Uniform => "uniform",
+            Sampling::Balanced => "balanced",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Sampling> {
+        Sampling::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            CrnasError::value("sampling", format!("one of {}", Sampling::ALL.map(|s| s.name()).join(", ")), format!("{name:?}"))
+        })
+    }
+}
+
+/// Most steps of the entropic mirror ascent behind [`Sampling::Balanced`]; it stops earlier once the
+/// optimality condition holds to 1e-12.
+const BALANCE_STEPS: usize = 20_000;
+
+/// Weights over `allocations` (summing to 1) that maximise the total entropy of the four per-stage
+/// depth distributions: each stage's depth as close to uniform as the budget allows (exactly uniform
+/// is impossible under a block budget whenever the uniform depths' means sum past the budget, as
+/// they do for ResNet50: 5.5 + 5.5 + 6 + 6 = 23 > 16 blocks).
+///
+/// Entropic mirror ascent from uniform weights, `w_a ← w_a · Π_s m_s(a_s)^(-η)` with `m_s` the
+/// stage-`s` depth marginal (the gradient of Σ_s H(m_s) is −Σ_s log m_s(a_s) − 4); at the optimum
+/// Σ_s log m_s(a_s) is the same for every allocation with positive weight.
+pub fn balanced_weights(allocations: &[[usize; 4]]) -> Vec<f64> {
+    let n = allocations.len();
+    let max_depth = allocations.iter().flat_map(|a| a.iter().copied()).max().unwrap_or(0);
+    let mut w = vec![1.0 / n as f64; n];
+    for _ in 0..BALANCE_STEPS {
+        let log_marginal = stage_log_marginals(allocations, &w, max_depth);
+        let g: Vec<f64> = allocations.iter().map(|a| (0..4).map(|s| log_marginal[s][a[s]]).sum()).collect();
+        let (lo, hi) = g.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        if hi - lo < 1e-12 {
+            break;
+        }
+        w.iter_mut().zip(&g).for_each(|(wi, gi)| *wi *= (-0.5 * (gi - lo)).exp());
+        let total: f64 = w.iter().sum();
+        w.iter_mut().for_each(|wi| *wi /= total);
+    }
+    w
+}
+
+/// `log P(depth of stage s = d)` under weights `w`, indexed `[s][d]` (−∞ where no weight).
+fn stage_log_marginals(allocations: &[[usize; 4]], w: &[f64], max_depth: usize) -> Vec<Vec<f64>> {
+    (0..4)
+        .map(|s| {
+            let mut m = vec![0.0; max_depth + 1];
+            allocations.iter().zip(w).for_each(|(a, wi)| m[a[s]] += wi);
+            m.into_iter().map(f64::ln).collect()
+        })
+        .collect()
+}
 
 /// What an allocation must satisfy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,6 +251,35 @@ impl StageSpace {
         Ok((0..k).map(|_| self.allocations[rng.random_range(0..self.len())]).collect())
     }
 
+    /// The probability of each allocation (in [`Self::allocations`] order) under `sampling`.
+    pub fn weights(&self, sampling: Sampling) -> Vec<f64> {
+        match sampling {
+            Sampling::Uniform => vec![1.0 / self.len() as f64; self.len()],
+            Sampling::Balanced => balanced_weights(&self.allocations),
+        }
+    }
+
+    /// `k` allocations drawn (with replacement) under `sampling`; [`Sampling::Uniform`] draws exactly
+    /// what [`Self::sample`] draws for the same seed.
+    pub fn sample_with(&self, k: usize, seed: u64, sampling: Sampling) -> Result<Vec<[usize; 4]>> {
+        if sampling == Sampling::Uniform {
+            return self.sample(k, seed);
+        }
+        self.non_empty()?;
+        let mut total = 0.0;
+        let cumulative: Vec<f64> = self.weights(sampling).iter().map(|w| {
+            total += w;
+            total
+        }).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Ok((0..k)
+            .map(|_| {
+                let r = rng.random::<f64>() * total;
+                self.allocations[cumulative.partition_point(|&c| c <= r).min(self.len() - 1)]
+            })
+            .collect())
+    }
+
     /// Running totals over the allocations of their joint-space sizes, 3^(blocks) each (one
     /// dilation per block).
     fn cumulative_joint_sizes(&self) -> Result<Vec<u128>> {
@@ -295,6 +394,52 @@ mod tests {
         for arch in s.sample_architectures(20, 3).unwrap() {
             assert!(s.contains(&arch.blocks));
         }
+    }
+
+    #[test]
+    fn balanced_sampling_evens_out_each_stage() {
+        let s = StageSpace::paper(Family::Resnet50).unwrap();
+        let marginal = |w: &[f64], stage: usize, depth: usize| -> f64 {
+            s.allocations().iter().zip(w).filter(|(a, _)| a[stage] == depth).map(|(_, w)| w).sum()
+        };
+        let entropy = |w: &[f64]| -> f64 {
+            let mut h = 0.0;
+            for (stage, choices) in RESNET_CHOICES.iter().enumerate() {
+                for &d in choices.iter() {
+                    let p = marginal(w, stage, d);
+                    if p > 0.0 {
+                        h -= p * p.ln();
+                    }
+                }
+            }
+            h
+        };
+        let uniform = s.weights(Sampling::Uniform);
+        let balanced = s.weights(Sampling::Balanced);
+        assert!((balanced.iter().sum::<f64>() - 1.0).abs() < 1e-12 && balanced.iter().all(|&w| w > 0.0));
+        // optimality: Σ_s log m_s(a_s) equal over all allocations (all have positive weight here)
+        let g: Vec<f64> = s.allocations().iter().map(|a| (0..4).map(|st| marginal(&balanced, st, a[st]).ln()).sum()).collect();
+        let spread = g.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - g.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(spread < 1e-9, "{spread}");
+        // and no perturbation raises the entropy
+        let h = entropy(&balanced);
+        assert!(h > entropy(&uniform));
+        for (i, j) in [(0, 152), (10, 80), (100, 3)] {
+            let mut p = balanced.clone();
+            p[i] += 1e-4;
+            p[j] -= 1e-4;
+            assert!(entropy(&p) < h);
+        }
+        // uniform: C2 = 10 in 3 of 153 allocations (2%); balanced: 3%
+        assert!((marginal(&uniform, 0, 10) - 3.0 / 153.0).abs() < 1e-12);
+        assert!((marginal(&balanced, 0, 10) - 0.030).abs() < 1e-3);
+        assert_eq!(s.sample_with(50, 3, Sampling::Uniform).unwrap(), s.sample(50, 3).unwrap());
+        let draws = s.sample_with(20_000, 5, Sampling::Balanced).unwrap();
+        let shallow = draws.iter().filter(|a| a[0] == 1).count() as f64 / draws.len() as f64;
+        assert!((shallow - marginal(&balanced, 0, 1)).abs() < 0.01, "{shallow}");
+        assert!(draws.iter().all(|a| s.contains(a)));
+        assert_eq!(Sampling::parse("balanced").unwrap(), Sampling::Balanced);
+        assert!(Sampling::parse("fair").is_err());
     }
 
     #[test]

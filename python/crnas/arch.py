@@ -6,7 +6,7 @@
   function that turns it into an :class:`Architecture`.
 - Constants read from the native core (``src/arch.rs``, ``src/space.rs``, ``src/flops.rs``), never
   retyped: :data:`FAMILIES`, :data:`PAPER_ARCHITECTURES`, :data:`DILATIONS`, :data:`DETECTORS`,
-  :data:`CONVENTION` and :data:`MACS_INPUT_SIZE`.
+  :data:`CONVENTION`, :data:`MACS_INPUT_SIZE` and :data:`SAMPLINGS` (how a stage supernet draws allocations).
 
 ``import crnas.arch`` works without a usable native core; the classes and constants then raise
 :class:`~crnas.NativeCoreUnavailable` when used.
@@ -33,10 +33,21 @@ __all__ = [
     "DETECTORS",
     "CONVENTION",
     "MACS_INPUT_SIZE",
+    "SAMPLINGS",
 ]
 
 if TYPE_CHECKING or native_available():
-    from crnas._core import CONVENTION, DETECTORS, DILATIONS, FAMILIES, MACS_INPUT_SIZE, PAPER_ARCHITECTURES, Architecture, StageSpace
+    from crnas._core import (
+        CONVENTION,
+        DETECTORS,
+        DILATIONS,
+        FAMILIES,
+        MACS_INPUT_SIZE,
+        PAPER_ARCHITECTURES,
+        SAMPLINGS,
+        Architecture,
+        StageSpace,
+    )
 else:
 
     class _NeedsCore(type):
@@ -73,6 +84,7 @@ else:
     DETECTORS = _Constant("DETECTORS")
     CONVENTION = _Constant("CONVENTION")
     MACS_INPUT_SIZE = _Constant("MACS_INPUT_SIZE")
+    SAMPLINGS = _Constant("SAMPLINGS")
 
 #: What names an architecture: an :class:`Architecture`; a family (its baseline, ``"resnet50"``) or a
 #: paper architecture (``"cr_resnet50"``); JSON text; an architecture dict (:meth:`Architecture.to_dict`)

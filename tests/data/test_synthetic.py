@@ -8,7 +8,8 @@ import pytest
 import torch
 from crnas.data import CocoDataset, SyntheticDetection
 from crnas.data import transforms as T
-from crnas.data.synthetic import MIN_SIDE, MIN_VISIBLE, SHAPES
+from crnas.data.check import check_data
+from crnas.data.synthetic import COCO_SIZE_MIX, MIN_SIDE, MIN_VISIBLE, SHAPES
 
 
 def assert_same_target(a: dict, b: dict) -> None:
@@ -53,8 +54,16 @@ def test_boxes_are_the_exact_extent_of_the_visible_pixels():
         assert target["iscrowd"].sum() == 0
 
 
-def test_objects_are_occluded_but_at_least_half_visible():
-    ds = SyntheticDetection(30, image_size=(128, 128))
+# SyntheticDetection(3, image_size=(96, 96), seed=5).target(2)["boxes"] as drawn before the COCO size mix (f7986ad)
+EXPECTED_LOG_UNIFORM_BOXES = [
+    [0.0, 27.0, 45.0, 60.0], [3.0, 73.0, 14.0, 82.0], [53.0, 46.0, 63.0, 54.0],
+    [71.0, 71.0, 81.0, 80.0], [76.0, 56.0, 85.0, 67.0], [0.0, 0.0, 53.0, 27.0],
+]
+
+
+@pytest.mark.parametrize("sizes", ["coco", "log-uniform"])
+def test_objects_are_occluded_but_at_least_half_visible(sizes: str):
+    ds = SyntheticDetection(30, image_size=(128, 128), sizes=sizes)
     occluded = 0
     for i in range(len(ds)):
         _, target, layout = ds._render(i)
@@ -65,13 +74,37 @@ def test_objects_are_occluded_but_at_least_half_visible():
     assert occluded >= 3
 
 
-def test_scales_span_small_to_most_of_the_image():
-    ds = SyntheticDetection(60, image_size=(256, 256))
+@pytest.mark.parametrize("sizes", ["coco", "log-uniform"])
+def test_scales_span_small_to_most_of_the_image(sizes: str):
+    ds = SyntheticDetection(60, image_size=(256, 256), sizes=sizes)
     sides = torch.cat([(t["boxes"][:, 2:] - t["boxes"][:, :2]).max(1).values for t in map(ds.target, range(len(ds)))])
     assert sides.min() < 2 * MIN_SIDE
     assert sides.max() > 0.5 * 256
     labels = torch.cat([ds.target(i)["labels"] for i in range(len(ds))])
     assert set(labels.tolist()) == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(("image", "reference"), [(256, 192), (384, 384)])
+def test_coco_size_mix_at_the_detector_resize(image: int, reference: int):
+    """check-data, at the resize the mix is drawn for, sees COCO's small/medium/large shares (within 7 points)."""
+    ds = SyntheticDetection(200, image_size=(image, image), seed=11, size_reference=reference)
+    sizes = check_data(ds, min_size=reference, max_size=4 * reference).sizes
+    total = sum(sizes.values())
+    for name, share in zip(("small", "medium", "large"), COCO_SIZE_MIX):
+        assert abs(sizes[name] / total - share) < 0.07, (name, sizes)
+
+
+def test_size_ranges_that_do_not_fit_are_left_out():
+    """At a 96 px detector input no object can be COCO-large (>= 96² pixels): small and medium only."""
+    ds = SyntheticDetection(40, image_size=(128, 128), size_reference=96)
+    sizes = check_data(ds, min_size=96, max_size=128).sizes
+    assert sizes["large"] == 0 and sizes["small"] > sizes["medium"] > 0
+
+
+def test_log_uniform_generator_is_unchanged():
+    """The earlier generator still draws the same images (results recorded with it stay reproducible)."""
+    target = SyntheticDetection(3, image_size=(96, 96), seed=5, sizes="log-uniform").target(2)
+    assert target["boxes"].tolist() == EXPECTED_LOG_UNIFORM_BOXES
 
 
 def test_classes_and_argument_checks():
@@ -82,6 +115,10 @@ def test_classes_and_argument_checks():
         SyntheticDetection(1, image_size=(16, 64))
     with pytest.raises(IndexError, match=r"index: expected an int in \[0, 2\), got 2"):
         SyntheticDetection(2)[2]
+    with pytest.raises(ValueError, match=r"sizes: expected one of coco, log-uniform, got 'uniform'"):
+        SyntheticDetection(1, sizes="uniform")
+    with pytest.raises(ValueError, match=r"size_reference: expected an int >= 32 \(pixels\), got 8"):
+        SyntheticDetection(1, size_reference=8)
 
 
 def test_transforms_use_the_given_generator():

@@ -11,7 +11,15 @@ import scipy.stats
 from crnas import Architecture
 from crnas.data.spec import load_dataset
 from crnas.search import driver
-from crnas.search.audit import AuditConfig, AuditRecord, StandaloneCache, pick_allocations, rank_correlation, run_audit
+from crnas.search.audit import (
+    AuditConfig,
+    AuditRecord,
+    StandaloneCache,
+    pick_allocations,
+    rank_correlation,
+    run_audit,
+    variance_components,
+)
 
 PAIRS = ([0.31, 0.12, 0.25, 0.08, 0.4, 0.22, 0.18, 0.05], [0.20, 0.15, 0.24, 0.10, 0.26, 0.12, 0.21, 0.02])
 
@@ -87,6 +95,10 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     assert stage.pick == table[0]["blocks"] and [p.supernet_rank for p in stage.pairs][0] == 1
     assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
     assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
+    # two seeds: the architectures (0.01 AP apart) differ far beyond the seeds (0.001 apart)
+    noise = stage.seed_noise
+    assert noise is not None and noise["p"] < 1e-6 and noise["sd_within"] == pytest.approx(np.sqrt(0.001**2 / 2))
+    assert noise == variance_components([[r["AP"] for r in p.standalone_runs] for p in stage.pairs])
 
     # another audit of the same data reuses every cached run; a reversed truth gives tau = -1
     again = StandIn(lambda b: 0.0)
@@ -123,3 +135,23 @@ def test_audit_refuses_changed_data_and_bad_settings(search_dir, tmp_path):
         run_audit(directory, AuditConfig(dilation=False), cache=StandaloneCache(tmp_path / "c"), trainer=StandIn(lambda b: 0), progress=False)
     with pytest.raises(ValueError, match="allocations: expected an int >= 3"):
         AuditConfig(allocations=2).validate()
+
+
+def test_variance_components_against_sums_of_squares():
+    """F and p are scipy's one-way ANOVA; the standard deviations follow from the textbook sums of squares."""
+    rng = np.random.default_rng(3)
+    groups = [list(rng.normal(mu, 1.5, size=3)) for mu in (20.0, 21.0, 24.0, 22.5)]
+    out = variance_components(groups)
+    k, s = len(groups), 3
+    grand = np.mean(groups)
+    ssb = s * sum((np.mean(g) - grand) ** 2 for g in groups)
+    ssw = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups)
+    msb, msw = ssb / (k - 1), ssw / (k * (s - 1))
+    assert out["F"] == pytest.approx(msb / msw, rel=1e-12)
+    assert out["p"] == pytest.approx(scipy.stats.f.sf(msb / msw, k - 1, k * (s - 1)), rel=1e-9)
+    assert out["sd_within"] == pytest.approx(np.sqrt(msw), rel=1e-12)
+    assert out["sd_between"] == pytest.approx(np.sqrt((msb - msw) / s), rel=1e-12)
+    # identical groups: no between-allocation variance at all
+    assert variance_components([[1.0, 2.0], [1.0, 2.0]])["sd_between"] == 0.0
+    with pytest.raises(ValueError, match=r"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes \[2, 1\]"):
+        variance_components([[1.0, 2.0], [1.0]])

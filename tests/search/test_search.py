@@ -107,6 +107,17 @@ def test_preset_data_defaults_complete_only_their_own_kind():
     assert preset("tiny", data=dict(num_images=24)).data == {**preset("tiny").data, "num_images": 24}
     coco = {"kind": "coco", "ann_file": "ann.json", "image_root": "images"}
     assert preset("demo", data=coco).data == coco  # no synthetic num_images / image_size recorded for COCO data
+    # synthetic data: COCO's size mix at the preset's detector input unless the spec says otherwise
+    assert preset("demo").data["sizes"] == "coco" and preset("demo").data["size_reference"] == 192
+    assert preset("demo", data=dict(sizes="log-uniform")).data["sizes"] == "log-uniform"
+
+
+def test_stage_sampling_is_checked():
+    from crnas.search import preset
+
+    assert preset("tiny").stage_sampling == "uniform" and preset("tiny", stage_sampling="balanced").stage_sampling == "balanced"
+    with pytest.raises(ValueError, match="stage_sampling: expected one of uniform, balanced, got 'fair'"):
+        preset("tiny", stage_sampling="fair")
 
 
 def test_result_records_the_confidence_of_every_ranking(reference):

@@ -7,7 +7,10 @@ import random
 from collections import Counter
 
 import crnas
+import numpy as np
 import pytest
+import scipy.optimize
+import scipy.stats
 import torch
 from crnas import Architecture, StageSpace, flops
 from crnas.sampling import sample_paths
@@ -64,6 +67,33 @@ def test_sampling_is_uniform():
     critical = dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
     assert chi2 < critical
     assert len(counts) == k  # every allocation was drawn
+
+
+def test_balanced_sampling_maximises_the_stage_depth_entropy():
+    """Balanced draws follow StageSpace.weights("balanced") (chi-square, scipy), whose per-stage depth
+    distributions have a larger summed entropy than uniform's and than any feasible nudge of it (SLSQP)."""
+    space = StageSpace.paper("resnet50")
+    allocations = np.array(space.allocations())
+    weights = np.array(space.weights("balanced"))
+
+    def entropy(w: np.ndarray) -> float:
+        return sum(scipy.stats.entropy([w[allocations[:, s] == d].sum() for d in np.unique(allocations[:, s])]) for s in range(4))
+
+    uniform = np.array(space.weights())
+    assert uniform == pytest.approx(np.full(len(space), 1 / len(space)))
+    assert entropy(weights) > entropy(uniform) + 0.03
+    best = scipy.optimize.minimize(
+        lambda w: -entropy(np.clip(w, 1e-15, None)), uniform, method="SLSQP", bounds=[(0, 1)] * len(space),
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}], options={"maxiter": 500, "ftol": 1e-12},
+    )
+    assert entropy(weights) >= -best.fun - 1e-6  # an independent optimiser finds nothing better
+    draws = space.sample(20_000, seed=9, sampling="balanced")
+    index = {tuple(a): i for i, a in enumerate(space.allocations())}
+    counts = np.bincount([index[tuple(d)] for d in draws], minlength=len(space))
+    assert scipy.stats.chisquare(counts, 20_000 * weights).pvalue > 0.001
+    assert space.sample(40, seed=2) == space.sample(40, seed=2, sampling="uniform")
+    with pytest.raises(ValueError, match=r'sampling: expected one of uniform, balanced, got "fair"'):
+        space.sample(1, sampling="fair")
 
 
 @settings(max_examples=50, deadline=None)

@@ -103,4 +103,11 @@ def format_audit(record: AuditRecord) -> str:
             else:
                 lines.append(f"  {label}: {est.value:+.3f} (95% CI {est.ci[0]:+.3f} .. {est.ci[1]:+.3f})")
         lines.append(f"  top-3 overlap: {audit.top3_overlap}/3; regret of the pick: {100 * audit.regret:.2f} AP")
+        if audit.seed_noise is not None:
+            n = audit.seed_noise
+            verdict = "the architectures differ beyond seed noise" if n["p"] < 0.05 else "WITHIN seed noise: no ranking can be checked here"
+            lines.append(
+                f"  stand-alone spread: between architectures {100 * n['sd_between']:.2f} AP, seed to seed {100 * n['sd_within']:.2f} AP "
+                f"(F = {n['F']:.2f}, p = {n['p']:.3g}): {verdict}"
+            )
     return "\n".join(lines)

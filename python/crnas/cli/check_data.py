@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from crnas.search.driver import preset
 
     config = preset(args.preset)
-    spec = data_spec(args, config.data)
-    dataset = load_dataset(spec)
-    result = check_data(dataset, min_size=args.min_size or config.min_size, max_size=args.max_size or config.max_size)
+    resize = (args.min_size or config.min_size, args.max_size or config.max_size)
+    dataset = load_dataset(data_spec(args, config.data, resize=resize))
+    result = check_data(dataset, min_size=resize[0], max_size=resize[1])
     print("\n".join(result.lines()))
     if result.errors:
         for error in result.errors[:10]:

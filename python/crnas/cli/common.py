@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from crnas.data.spec import load_dataset
+from crnas.data.synthetic import SIZES
 
 __all__ = ["CLIUsageError", "add_data_arguments", "data_spec", "load_dataset", "parse_size", "percent"]
 
@@ -41,10 +42,18 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--voc-set", help="VOC image set (ImageSets/Main/<set>.txt)")
     parser.add_argument("--image-size", type=int, help="synthetic images are SxS (default: the preset's, or 384)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic images (default 0)")
+    parser.add_argument(
+        "--synthetic-sizes", choices=SIZES, default="coco",
+        help="object sizes of the synthetic images: COCO's small/medium/large mix at the detector's input (default), "
+        "or the earlier log-uniform box sides (to reproduce results recorded with them)",
+    )
 
 
-def data_spec(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-able description of the data the arguments select."""
+def data_spec(
+    args: argparse.Namespace, defaults: dict[str, Any] | None = None, *, resize: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """A JSON-able description of the data the arguments select; ``resize`` is the detector's
+    ``(min_size, max_size)``, at which the synthetic images' size mix is drawn."""
     defaults = defaults or {}
     if args.coco:
         return {"kind": "coco", "ann_file": args.coco[0], "image_root": args.coco[1]}
@@ -53,5 +62,9 @@ def data_spec(args: argparse.Namespace, defaults: dict[str, Any] | None = None) 
     if args.synthetic is not None or defaults.get("kind") == "synthetic":
         num = args.synthetic if args.synthetic not in (None, -1) else defaults.get("num_images", 512)
         size = args.image_size or defaults.get("image_size", 384)
-        return {"kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed}
+        reference = min(resize) if resize else size  # the short side of a square image after the resize
+        return {
+            "kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed,
+            "sizes": args.synthetic_sizes, "size_reference": reference,
+        }
     raise ValueError("data: expected one of --synthetic, --coco ANN IMAGES or --voc ROOT")

@@ -37,14 +37,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     explicit = args.synthetic is not None or args.coco or args.voc
-    explicit_dataset = load_dataset(data_spec(args)) if explicit else None
     rows = []
     for run_dir in args.runs:
         if not (run_dir / RUN_FILE).is_file():
             raise CLIUsageError(f"{run_dir}: expected a run directory of `crnas train` (no {RUN_FILE})")
         info = RunRecord.load(run_dir)
-        if explicit_dataset is not None:
-            dataset = explicit_dataset
+        if explicit:
+            dataset = load_dataset(data_spec(args, resize=(info.model.min_size, info.model.max_size)))
         else:
             full = load_dataset(info.data)
             _, dataset = split(full, info.split["val_fraction"], info.split["seed"])

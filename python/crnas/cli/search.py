@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from crnas.arch import DETECTORS, FAMILIES
+from crnas.arch import DETECTORS, FAMILIES, SAMPLINGS
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
 from crnas.search.confidence import NOISE_ADVICE, Confidence
@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scoring.add_argument("--one-by-one", action="store_true", help="score greedy candidates one by one (own BN recalibration each)")
     parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
     parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
+    parser.add_argument(
+        "--stage-sampling", choices=SAMPLINGS,
+        help="stage supernet: allocations drawn uniformly (default) or balanced per stage depth (docs/design.md#stage-sampling)",
+    )
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
     parser.add_argument("--no-progress", action="store_true")
@@ -76,14 +80,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
     defaults = driver.PRESETS[args.preset].get("data", {})
-    spec = data_spec(args, defaults)
+    spec = data_spec(args, defaults, resize=(driver.PRESETS[args.preset]["min_size"], driver.PRESETS[args.preset]["max_size"]))
     config = driver.preset(
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
-        per_sample_paths=False if args.per_batch_paths else None, data=spec,
+        per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, data=spec,
     )
     check_device(config.device)
     dataset = load_dataset(spec)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     arch = get_architecture(args.arch, width=args.width)
-    spec = data_spec(args)
+    spec = data_spec(args, resize=(args.min_size, args.max_size))
     dataset = load_dataset(spec)
     train_set, val_set = split(dataset, args.val_fraction, args.seed)
     preflight([("train", train_set), ("held-out", val_set)])

@@ -10,14 +10,19 @@ __all__ = ["load_dataset"]
 
 
 def load_dataset(spec: dict[str, Any]) -> DetectionDataset:
-    """The dataset a spec describes: ``{"kind": "synthetic", "num_images", "image_size", "seed"}``,
+    """The dataset a spec describes: ``{"kind": "synthetic", "num_images", "image_size", "seed", "sizes",
+    "size_reference"}`` (a spec without ``sizes`` predates the COCO size mix: ``"log-uniform"``),
     ``{"kind": "coco", "ann_file", "image_root"}`` or ``{"kind": "voc", "root", "image_set"}``."""
     from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
 
     kind = spec.get("kind")
     if kind == "synthetic":
         size = int(spec["image_size"])
-        return SyntheticDetection(int(spec["num_images"]), image_size=(size, size), seed=int(spec.get("seed", 0)))
+        reference = spec.get("size_reference")
+        return SyntheticDetection(
+            int(spec["num_images"]), image_size=(size, size), seed=int(spec.get("seed", 0)), sizes=spec.get("sizes", "log-uniform"),
+            size_reference=None if reference is None else int(reference),
+        )
     if kind == "coco":
         return CocoDataset(spec["ann_file"], spec["image_root"])
     if kind == "voc":

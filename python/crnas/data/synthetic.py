@@ -7,8 +7,14 @@ COCO:
 * **classes are shapes** (disc, square, triangle, ring, cross, diamond, star, frame, in that order), each
   drawn in a random saturated colour with a random texture (flat, stripes, checks), so the class must
   be read from the outline, not from the colour;
-* **scales span two orders of magnitude**: box sides are log-uniform from 8 px to 80% of the short
-  image side, aspect ratios within [2/3, 3/2];
+* **object sizes follow COCO's mix** (``sizes="coco"``, the default): each object is small, medium or
+  large by COCO's area thresholds (visible pixels < 32², < 96², larger) with COCO's frequencies (41%,
+  34%, 24%), measured at ``size_reference`` — the short side of the detector's input, so that
+  ``crnas check-data`` reports that mix at the resize the detector uses; within its range the object's
+  scale (√area) is log-uniform, from 6 px to 80% of the short side. Larger objects are placed first
+  (behind smaller ones). ``sizes="log-uniform"`` is the earlier generator (box sides log-uniform from
+  8 px to 80% of the short image side), kept to reproduce results recorded with it;
+* aspect ratios within [2/3, 3/2];
 * **clutter**: a low-frequency coloured background, pixel noise, and distractors that are not
   objects (thin strokes and small speckles, drawn under the objects);
 * **occlusion**: objects are painted in order and may hide parts of earlier ones, or stand partly
@@ -44,7 +50,7 @@ from crnas.data.report import DataReport
 from crnas.data.target import make_target
 from crnas.data.transforms import Transform
 
-__all__ = ["MIN_SIDE", "MIN_VISIBLE", "SHAPES", "SyntheticDetection"]
+__all__ = ["COCO_SIZE_MIX", "MIN_SIDE", "MIN_VISIBLE", "SHAPES", "SIZES", "SyntheticDetection"]
 
 SHAPES = ("disc", "square", "triangle", "ring", "cross", "diamond", "star", "frame")
 MIN_VISIBLE = 0.5
@@ -53,6 +59,10 @@ _MAX_SIDE_FRACTION = 0.8
 _PLACEMENT_TRIES = 10
 _FIELD = 5  # the background colour field is bilinear over a 5×5 grid
 _NOISE = 0.1  # peak-to-peak uniform pixel noise
+SIZES = ("coco", "log-uniform")
+#: COCO's share of small, medium and large objects (area < 32², < 96², larger), in that order.
+COCO_SIZE_MIX = (0.41, 0.34, 0.24)
+_SCALE_EDGES = (6.0, 32.0, 96.0)  # √area at the reference resolution: smallest object, small|medium, medium|large
 
 
 @dataclass
@@ -88,6 +98,15 @@ def _shape_mask(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (m <= 1.0) & (m >= 0.55)
 
 
+
+def _fill(shape: int, n: int = 256) -> float:
+    """Fraction of its box that ``shape`` covers (pixel centres on an n×n grid)."""
+    u = (np.arange(n, dtype=np.float64) + 0.5) / n * 2.0 - 1.0
+    return float(_shape_mask(shape, u[None, :], u[:, None]).mean())
+
+
+_FILL = tuple(_fill(k) for k in range(len(SHAPES)))
+
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     k = (np.array([5.0, 3.0, 1.0]) + h * 6.0) % 6.0
     return (v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)).astype(np.float32)
@@ -104,6 +123,12 @@ class SyntheticDetection(DetectionDataset):
         transforms: applied by :meth:`get` / ``dataset[i]``.
         masks: also return ``masks`` ``Tensor[K, H, W]`` uint8 (visible pixels).
         max_objects: at most this many objects per image (at least 1 is attempted).
+        sizes: ``"coco"`` (COCO's small/medium/large mix at ``size_reference``) or ``"log-uniform"``
+            (the earlier generator); see the module docstring.
+        size_reference: short side (pixels) of the detector's input at which the ``"coco"`` mix holds
+            (e.g. the resize's ``min_size``); default the images' short side. A size range that does not
+            fit (large objects need a reference side of at least 120 px) is left out and the others
+            keep their relative frequencies.
     """
 
     def __init__(
@@ -115,6 +140,8 @@ class SyntheticDetection(DetectionDataset):
         transforms: Transform | None = None,
         masks: bool = False,
         max_objects: int = 8,
+        sizes: str = "coco",
+        size_reference: int | None = None,
     ) -> None:
         if int(num_images) != num_images or num_images < 1:
             raise ValueError(f"num_images: expected a positive int, got {num_images}")
@@ -126,6 +153,10 @@ class SyntheticDetection(DetectionDataset):
             raise ValueError(f"seed: expected a non-negative int, got {seed}")
         if max_objects < 1:
             raise ValueError(f"max_objects: expected an int >= 1, got {max_objects}")
+        if sizes not in SIZES:
+            raise ValueError(f"sizes: expected one of {', '.join(SIZES)}, got {sizes!r}")
+        if size_reference is not None and (int(size_reference) != size_reference or size_reference < 32):
+            raise ValueError(f"size_reference: expected an int >= 32 (pixels), got {size_reference}")
         self.num_images = int(num_images)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.num_classes = num_classes
@@ -133,6 +164,8 @@ class SyntheticDetection(DetectionDataset):
         self.transforms = transforms
         self.masks = masks
         self.max_objects = max_objects
+        self.sizes = sizes
+        self.size_reference = int(size_reference) if size_reference is not None else min(self.image_size)
         self.classes = list(SHAPES[:num_classes])
         self.report = DataReport(f"SyntheticDetection(seed={seed})", images=self.num_images)
 
@@ -142,8 +175,22 @@ class SyntheticDetection(DetectionDataset):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_images={self.num_images}, image_size={self.image_size}, "
-            f"num_classes={self.num_classes}, seed={self.seed})"
+            f"num_classes={self.num_classes}, seed={self.seed}, sizes={self.sizes!r}, size_reference={self.size_reference})"
         )
+
+    def _scales(self, rng: np.random.Generator, count: int) -> list[tuple[float | None, float]]:
+        """``(scale, floor)`` of ``count`` objects, largest first: the intended √visible-area and the
+        fewest visible pixels that keep the object in its COCO size range (both in image pixels);
+        ``(None, 0)`` each for the log-uniform generator, which draws box sides instead."""
+        if self.sizes == "log-uniform":
+            return [(None, 0.0)] * count
+        top = _MAX_SIDE_FRACTION * self.size_reference
+        ranges = [(lo, min(hi, top)) for lo, hi in zip(_SCALE_EDGES, (*_SCALE_EDGES[1:], top))]
+        weights = np.array([w if hi > lo else 0.0 for w, (lo, hi) in zip(COCO_SIZE_MIX, ranges)])
+        kinds = rng.choice(len(ranges), size=count, p=weights / weights.sum())
+        to_image = min(self.image_size) / self.size_reference
+        drawn = [(math.exp(rng.uniform(math.log(ranges[k][0]), math.log(ranges[k][1]))) * to_image, k) for k in kinds]
+        return [(scale, (ranges[k][0] * to_image) ** 2 if k else 0.0) for scale, k in sorted(drawn, reverse=True)]
 
     def _streams(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
         layout, paint = np.random.SeedSequence([self.seed, self._check_index(index)]).spawn(2)
@@ -156,14 +203,22 @@ class SyntheticDetection(DetectionDataset):
         regions: list[tuple[int, int, int, int]] = []
         full_area: list[int] = []
         visible: list[int] = []
+        floors: list[float] = []  # the fewest visible pixels each placed object may keep
         log_lo, log_hi = math.log(MIN_SIDE), math.log(_MAX_SIDE_FRACTION * min(height, width))
-        for _ in range(int(rng.integers(1, self.max_objects + 1))):
+        for scale, floor in self._scales(rng, int(rng.integers(1, self.max_objects + 1))):
             for _ in range(_PLACEMENT_TRIES):
                 shape = int(rng.integers(self.num_classes))
-                side = math.exp(rng.uniform(log_lo, log_hi))
+                if scale is None:
+                    side = math.exp(rng.uniform(log_lo, log_hi))
+                else:  # the box side whose shape covers scale² pixels, at most the short image side
+                    side = min(scale / math.sqrt(_FILL[shape]), float(min(height, width)))
                 aspect = math.exp(rng.uniform(-math.log(1.5), math.log(1.5)))
                 w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
-                cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+                if scale is None:
+                    cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+                else:  # whole inside the image (where it fits), so that its size is what was drawn
+                    cx = rng.uniform(min(w, width) / 2, width - min(w, width) / 2)
+                    cy = rng.uniform(min(h, height) / 2, height - min(h, height) / 2)
                 x0, x1 = math.floor(cx - w / 2), math.ceil(cx + w / 2)
                 y0, y1 = math.floor(cy - h / 2), math.ceil(cy + h / 2)
                 u = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / (w / 2)
@@ -175,12 +230,12 @@ class SyntheticDetection(DetectionDataset):
                     continue
                 inside = mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
                 n_inside = int(inside.sum())
-                if n_inside < MIN_VISIBLE * total:
+                if n_inside < max(MIN_VISIBLE * total, floor):
                     continue
                 window = idmap[cy0:cy1, cx0:cx1]
                 covered = window[inside]
                 hidden = np.bincount(covered[covered >= 0], minlength=len(labels))
-                if any(visible[j] - hidden[j] < MIN_VISIBLE * full_area[j] for j in np.flatnonzero(hidden)):
+                if any(visible[j] - hidden[j] < max(MIN_VISIBLE * full_area[j], floors[j]) for j in np.flatnonzero(hidden)):
                     continue
                 for j in np.flatnonzero(hidden):
                     visible[j] -= int(hidden[j])
@@ -189,6 +244,7 @@ class SyntheticDetection(DetectionDataset):
                 regions.append((cy0, cy1, cx0, cx1))
                 full_area.append(total)
                 visible.append(n_inside)
+                floors.append(floor)
                 break
         return _Layout(idmap, labels, regions, full_area)
 

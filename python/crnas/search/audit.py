@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from crnas.arch import get_architecture
-from crnas.data import SyntheticDetection, split
+from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
@@ -53,7 +53,8 @@ from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
-    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir",
+    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_trainer",
+    "run_jobs", "variance_components",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,9 @@ class RankingAudit:
     regret: float
     pick: list[int]
     pairs: list[Pair]
+    #: With two or more seeds: :func:`variance_components` of the stand-alone AP — whether the audited
+    #: architectures differ by more than seed noise at all (if not, no ranking can be checked here).
+    seed_noise: dict[str, float] | None = None
 
 
 @dataclass
@@ -153,7 +157,7 @@ class AuditRecord:
             est = lambda e: Estimate(e["value"], None if e["ci"] is None else tuple(e["ci"]))  # noqa: E731
             return RankingAudit(
                 kendall_tau=est(r["kendall_tau"]), spearman_rho=est(r["spearman_rho"]), top3_overlap=r["top3_overlap"],
-                regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]],
+                regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]], seed_noise=r.get("seed_noise"),
             )
 
         stage = ranking(d["stage"])
@@ -211,10 +215,31 @@ def _ranking_audit(pairs: list[Pair], pick: list[int], config: AuditConfig, seed
     rho = rank_correlation(sup, alone, "spearman", resamples=config.resamples, level=config.level, seed=seed + 1)
     top = lambda values: {tuple(key(p)) for _, p in sorted(zip(values, pairs), key=lambda vp: -vp[0])[:3]}  # noqa: E731
     picked = next(p for p in pairs if key(p) == pick)
+    runs = [[r["AP"] for r in p.standalone_runs] for p in pairs]
+    noise = variance_components(runs) if len(runs) >= 2 and len(runs[0]) >= 2 else None
     return RankingAudit(
         kendall_tau=tau, spearman_rho=rho, top3_overlap=len(top(sup) & top(alone)), regret=max(alone) - picked.standalone_AP,
-        pick=pick, pairs=pairs,
+        pick=pick, pairs=pairs, seed_noise=noise,
     )
+
+
+def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
+    """One-way ANOVA of stand-alone AP per architecture (one list of per-seed values each, equal
+    lengths): ``F`` and ``p`` (:func:`scipy.stats.f_oneway`), the seed-to-seed standard deviation
+    ``sd_within`` (√ of the within mean square), the between-architecture one ``sd_between`` (method of
+    moments, √ max(0, (MSB − MSW) / seeds)), and the spread of the means (``sd_of_means``, ``range_of_means``)."""
+    s = len(groups[0]) if groups else 0
+    if len(groups) < 2 or s < 2 or any(len(g) != s for g in groups):
+        raise ValueError(f"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes {[len(g) for g in groups]}")
+    test = scipy.stats.f_oneway(*groups)
+    means = np.array([np.mean(g) for g in groups])
+    ms_within = float(np.mean([np.var(g, ddof=1) for g in groups]))
+    ms_between = float(s * np.var(means, ddof=1))
+    return {
+        "F": float(test.statistic), "p": float(test.pvalue), "sd_within": math.sqrt(ms_within),
+        "sd_between": math.sqrt(max(0.0, (ms_between - ms_within) / s)), "sd_of_means": float(np.std(means, ddof=1)),
+        "range_of_means": float(means.max() - means.min()),
+    }
 
 
 # -- which architectures -------------------------------------------------------------------------------
@@ -315,17 +340,17 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
     if audit.eval_data is not None:
         return archtrain, load_dataset(audit.eval_data)
     if data.get("kind") == "synthetic":
-        size = int(data["image_size"])
         seed = derive_seed(int(data.get("seed", 0)), EVAL_DATA)
-        return archtrain, SyntheticDetection(audit.eval_images, image_size=(size, size), seed=seed)
+        return archtrain, load_dataset({**data, "num_images": audit.eval_images, "seed": seed})
     train, held_out = split(archtrain, audit.holdout_fraction, derive_seed(config.seed, HOLDOUT))
     return train, held_out
 
 
-def _standalone_trainer(setup: AuditPlan) -> Trainer:
-    """Trains with :func:`crnas.train.train_detector` and evaluates with :func:`crnas.eval.coco_eval`."""
+def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset) -> Trainer:
+    """Trains on ``train_set`` with :func:`crnas.train.train_detector` (the search's detector settings and
+    schedule) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
 
-    config, classes = setup.config, len(setup.train_set.classes) + 1
+    classes = len(train_set.classes) + 1
 
     def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
         torch.manual_seed(job.seed)
@@ -334,13 +359,24 @@ def _standalone_trainer(setup: AuditPlan) -> Trainer:
             representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
         )
         train_detector(
-            model, setup.train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
+            model, train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
             warmup_iters=config.lr_warmup, device=config.device, seed=job.seed, num_workers=config.num_workers,
             checkpoint_dir=run_dir, checkpoint_every=max(1, min(config.checkpoint_every, job.iterations)), progress=progress,
         )
-        return coco_eval(model, setup.eval_set, batch_size=config.eval_batch_size, device=config.device)
+        return coco_eval(model, eval_set, batch_size=config.eval_batch_size, device=config.device)
 
     return train
+
+
+def run_jobs(jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Trainer, *, progress: bool = True) -> None:
+    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint)."""
+    pending = [j for j in jobs if cache.get(j) is None]
+    for job in tqdm(pending, desc="stand-alone", unit="run", disable=not progress):
+        run_dir = cache.run_dir(job)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = trainer(job, run_dir, progress)
+        cache.put(job, metrics)
+        logger.info("stand-alone %s %s seed %d: AP %.4f", job.architecture["blocks"], job.architecture["dilations"], job.seed, metrics["AP"])
 
 
 def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> AuditPlan:
@@ -361,7 +397,7 @@ def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = N
     stage = [(table[i]["blocks"], [1] * sum(table[i]["blocks"]), table[i]["AP"], i + 1) for i in picks]
     dilation = _dilation_candidates(search_dir, config, result, archtrain, archval) if audit.dilation else []
     iterations = audit.iterations or config.stage_iterations
-    make_jobs = _job_factory(config, train_set, eval_set, iterations, audit.seeds)
+    make_jobs = job_factory(config, train_set, eval_set, iterations, audit.seeds)
     return AuditPlan(
         config, result, train_set, eval_set, stage, dilation, [make_jobs(e) for e in stage], [make_jobs(e) for e in dilation], iterations
     )
@@ -392,10 +428,11 @@ def _dilation_candidates(
     return [(list(blocks), candidates[i], metrics[i]["AP"], rank[i]) for i in range(len(candidates))]
 
 
-def _job_factory(
+def job_factory(
     config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset, iterations: int, seeds: Sequence[int]
 ) -> Callable[[Entry], list[StandaloneJob]]:
-    """``entry -> [StandaloneJob per seed]`` with the data fingerprints and settings computed once."""
+    """``entry -> [StandaloneJob per seed]`` (an entry's blocks and dilations; the search's detector
+    settings and schedule) with the data fingerprints and settings computed once."""
     train_fp, eval_fp = data_fingerprint(train_set), data_fingerprint(eval_set)
     detector = {
         "detector": config.detector, "num_classes": len(train_set.classes) + 1, "fpn_channels": config.fpn_channels,
@@ -430,19 +467,14 @@ def run_audit(
     cache = cache or StandaloneCache(default_cache_dir())
     started = time.time()
     setup = audit_plan(search_dir, audit)
-    train = trainer or _standalone_trainer(setup)
+    train = trainer or standalone_trainer(setup.config, setup.train_set, setup.eval_set)
     unique = setup.unique_jobs()
     pending = [j for j in unique if cache.get(j) is None]
     logger.info(
         "audit of %s: %d stand-alone runs (%d cached), %d iterations each, %d training / %d evaluation images; cache %s",
         search_dir, len(unique), len(unique) - len(pending), setup.iterations, len(setup.train_set), len(setup.eval_set), cache.root,
     )
-    for job in tqdm(pending, desc="audit", unit="run", disable=not progress):
-        run_dir = cache.run_dir(job)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = train(job, run_dir, progress)
-        cache.put(job, metrics)
-        logger.info("stand-alone %s seed %d: AP %.4f", job.architecture["blocks"], job.seed, metrics["AP"])
+    run_jobs(pending, cache, train, progress=progress)
 
     def pairs(entries: list[Entry], jobs: list[list[StandaloneJob]]) -> list[Pair]:
         out_pairs = []

@@ -28,7 +28,7 @@ import torch
 
 import crnas
 from crnas import distributed, flops
-from crnas.arch import DETECTORS, MACS_INPUT_SIZE, Architecture, StageSpace
+from crnas.arch import DETECTORS, MACS_INPUT_SIZE, SAMPLINGS, Architecture, StageSpace
 from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
@@ -95,6 +95,9 @@ class SearchConfig:
     common_random: bool = True
     #: Op-supernet training samples one path per image (the batch grouped by dilation) instead of per batch.
     per_sample_paths: bool = True
+    #: How the stage supernet draws its allocation per step (``crnas.arch.SAMPLINGS``): ``uniform`` over the
+    #: feasible allocations (the paper's) or ``balanced`` per stage depth (docs/design.md#stage-sampling).
+    stage_sampling: str = "uniform"
     arch_lr: float = 3e-3
     val_fraction: float = 0.05
     seed: int = 0
@@ -120,6 +123,8 @@ class SearchConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
+        if self.stage_sampling not in SAMPLINGS:
+            raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
 
     def space(self) -> StageSpace:
         """The stage space this configuration searches."""
@@ -182,6 +187,8 @@ def preset(name: str, **overrides: Any) -> SearchConfig:
     if defaults and data and data.get("kind", defaults["kind"]) == defaults["kind"]:
         values["data"] = {**defaults, **data}
     config = SearchConfig(**values)
+    if config.data.get("kind") == "synthetic":  # COCO's size mix at the detector's input (crnas.data.synthetic)
+        config.data = {"sizes": "coco", "size_reference": min(config.min_size, config.max_size), **config.data}
     config.validate()
     return config
 
@@ -287,7 +294,7 @@ def run_search(
     # 1. stage supernet
     stage_dir = out / "stage_supernet"
     model = _supernet(config, space, num_classes)
-    _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed)], progress)
+    _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed, config.stage_sampling)], progress)
     timing = {"stage_supernet_s": time.time() - started}
 
     # 2. stage search

@@ -150,7 +150,7 @@ def estimate_search(config: Any, dataset: DetectionDataset, *, steps: int = 3) -
     supernet = supernet_of(model)
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))
 
-    stage_step = _time_training(config, model, sample, StageSampler(space, config.seed), steps)
+    stage_step = _time_training(config, model, sample, StageSampler(space, config.seed, config.stage_sampling), steps)
     allocation = space.allocations()[0]
     supernet.set_allocation(allocation)
     stage_recal, stage_val = _time_scoring(model, archtrain, archval, config, lambda: None)

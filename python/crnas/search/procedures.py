@@ -89,13 +89,14 @@ def _truncate_torn_line(path: FilePath) -> None:
 
 
 class StageSampler:
-    """Training callback: a uniformly sampled allocation of ``space`` at every step (dilations 1)."""
+    """Training callback: an allocation of ``space`` drawn at every step (dilations 1), ``sampling``
+    ``"uniform"`` or ``"balanced"`` (:meth:`crnas.arch.StageSpace.sample`)."""
 
-    def __init__(self, space: StageSpace, seed: int) -> None:
-        self.space, self.seed = space, seed
+    def __init__(self, space: StageSpace, seed: int, sampling: str = "uniform") -> None:
+        self.space, self.seed, self.sampling = space, seed, sampling
 
     def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None:
-        (blocks,) = self.space.sample(1, seed=derive_seed(self.seed, STAGE_SAMPLE, step))
+        (blocks,) = self.space.sample(1, seed=derive_seed(self.seed, STAGE_SAMPLE, step), sampling=self.sampling)
         supernet_of(model).set_allocation(blocks)
 
 
