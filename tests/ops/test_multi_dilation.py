@@ -101,16 +101,19 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.crnas.multi_dilation_conv2d.default, (x, w, mix, None, [1, 2], 2, 1))
 
 
-def test_torch_compile_fullgraph_forward_and_backward():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])  # inductor: torch.compile's default, generated C++ on the CPU
+def test_torch_compile_fullgraph_forward_and_backward(backend):
     x, w, mix, b = make(2, 4, 4, 8, 8, 1, (1, 2, 3), True, dtype=torch.float32)
 
     def f(x, w, mix, b):
-        return torch.relu(multi_dilation_conv2d(x, w, mix, b)).sum()
+        return torch.relu(multi_dilation_conv2d(x, w, mix, b)) * 2 + 1
 
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    got = torch.autograd.grad(compiled(x, w, mix, b), (x, w, mix, b))
-    want = torch.autograd.grad(f(x, w, mix, b), (x, w, mix, b))
-    for a, e in zip(got, want):
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend=backend)
+    got, want = compiled(x, w, mix, b), f(x, w, mix, b)
+    torch.testing.assert_close(got, want)
+    upstream = torch.randn_like(want)
+    for a, e in zip(torch.autograd.grad(got, (x, w, mix, b), upstream), torch.autograd.grad(want, (x, w, mix, b), upstream)):
         torch.testing.assert_close(a, e)
 
 
