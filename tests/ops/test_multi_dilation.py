@@ -285,8 +285,10 @@ def test_per_sample_equals_the_fused_op_with_one_hot_mix():
     index = torch.tensor([2, 0, 1, 1, 0, 2])
     fused = multi_dilation_conv2d(x, w, F.one_hot(index, 3).float(), b)
     torch.testing.assert_close(per_sample_dilation_conv2d(x, w, index, b), fused)
+    # float32 sums over the 720 output positions in another order (grouped convolutions vs one GEMM): the
+    # weight gradient differs by ~2e-5 relative on one thread, beyond assert_close's float32 default
     for got, want in zip(grads(per_sample_dilation_conv2d(x, w, index, b), (x, w, b)), grads(fused, (x, w, b))):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("index", [[0, 1, 2], [2, 1, 0, 2, 1, 0], [1, 1, 1, 1]])
