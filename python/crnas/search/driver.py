@@ -116,7 +116,8 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
 def run_search(
     config: SearchConfig, dataset: DetectionDataset, out_dir: str | os.PathLike[str], *, resume: bool = True, progress: bool = True
 ) -> SearchResult:
-    """Run (or continue) the hierarchical search of ``config`` on ``dataset``; write and return ``result.json``."""
+    """Run (or continue) the hierarchical search of ``config`` on ``dataset``; write ``result.json`` and return
+    its :class:`~crnas.search.result.SearchResult`."""
     config.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
