@@ -45,7 +45,7 @@ def main() -> None:
     from crnas.cli.common import add_data_arguments, data_spec, load_dataset
     from crnas.data import split
     from crnas.search.audit import StandaloneCache, default_cache_dir, job_factory, run_jobs, standalone_trainer, variance_components
-    from crnas.search.driver import PRESETS, preset
+    from crnas.search.config import PRESETS, preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="demo", choices=list(PRESETS), help="detector settings, schedule and space (default demo)")

@@ -21,11 +21,10 @@ import torch
 
 
 def main() -> None:
-    from crnas.analysis.results import load_result, result_architectures
-    from crnas.data import SyntheticDetection
+    from crnas.data.spec import load_dataset
     from crnas.detection import build_detector
     from crnas.eval import coco_eval
-    from crnas.search import SearchConfig
+    from crnas.search.result import SearchResult
     from crnas.train import train_detector
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,15 +37,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = ap.parse_args()
 
-    result = load_result(args.result)
-    config = SearchConfig.from_dict(result["config"])
-    archs = result_architectures(result)
-    size = int(config.data.get("image_size", config.max_size))
-    train_set = SyntheticDetection(args.train_images, image_size=(size, size), seed=args.data_seed)
-    val_set = SyntheticDetection(args.val_images, image_size=(size, size), seed=args.data_seed + 1)
+    result = SearchResult.load(args.result)
+    config = result.config
+    if config.data.get("kind") != "synthetic":
+        raise SystemExit(f"result: expected a search on synthetic data, got {config.data.get('kind')!r} data")
+    # the search's synthetic data (image size, size mix) at data seeds it never saw
+    train_set = load_dataset({**config.data, "num_images": args.train_images, "seed": args.data_seed})
+    val_set = load_dataset({**config.data, "num_images": args.val_images, "seed": args.data_seed + 1})
     rows = []
-    for name, key in (("baseline", "baseline"), ("searched", "found")):
-        arch = archs[key]
+    # the search counted both MACs at config.macs_input with the detector's convention
+    for name, arch, macs in (("baseline", result.baseline, result.macs.baseline), ("searched", result.architecture, result.macs.found)):
         aps = []
         for seed in args.seeds:
             run_dir = args.out / f"{name}-seed{seed}"
@@ -64,7 +64,6 @@ def main() -> None:
             metrics = coco_eval(model, val_set, batch_size=config.eval_batch_size)
             aps.append(metrics)
             print(f"{name} seed {seed}: AP {100 * metrics['AP']:.2f} (AP50 {100 * metrics['AP50']:.2f}) in {time.time() - t0:.0f} s", flush=True)
-        macs = result["macs"][key]  # the search counted both at config.macs_input with the detector's convention
         rows.append({"model": name, "blocks": arch.blocks, "dilations": arch.stage_dilations, "macs": macs, "runs": aps})
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"result": str(args.result), "args": vars(args) | {"out": str(args.out), "result": str(args.result)}, "rows": rows}

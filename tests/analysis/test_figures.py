@@ -73,7 +73,7 @@ def test_search_figures(tmp_path, example_result, differentiable_result):
     check_png(fig, tmp_path / "greedy.png")
     fig = plot_dilation_search(differentiable_result, path=tmp_path / "diff.png")
     check_png(fig, tmp_path / "diff.png")
-    with pytest.raises(ValueError, match="metric: expected a key"):
+    with pytest.raises(ValueError, match="metric: expected a metric of the stage search"):
         plot_stage_search(example_result, metric="mAP")
     paths = plot_search(example_result, tmp_path / "all", dpi=60)
     assert sorted(paths) == ["allocation", "dilation_search", "macs", "stage_search"]

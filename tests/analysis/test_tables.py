@@ -51,11 +51,34 @@ def test_result_tables(example_result, tmp_path):
     assert list(archs) == ["baseline", "found"] and archs["found"].blocks == example_result["architecture"]["blocks"]
 
     (tmp_path / "result.json").write_text(json.dumps(example_result))
-    assert load_result(tmp_path)["stage_search"]["best"] == example_result["stage_search"]["best"]
+    assert load_result(tmp_path).stage_search.best == example_result["stage_search"]["best"]
     with pytest.raises(FileNotFoundError, match="result: expected a result.json"):
         load_result(tmp_path / "missing")
-    with pytest.raises(ValueError, match=r"missing \['stage_search', 'dilation_search'\]"):
-        load_result({"architecture": {}, "baseline": {}, "macs": {}})
+    (tmp_path / "result.json").write_text(json.dumps({k: v for k, v in example_result.items() if k != "stage_search"}))
+    with pytest.raises(ValueError, match=r"result.json: expected a search result, got KeyError: 'stage_search'"):
+        load_result(tmp_path)
+    with pytest.raises(ValueError, match=r"result: expected a search result, got KeyError: 'macs'"):
+        load_result({"architecture": example_result["architecture"], "baseline": example_result["baseline"]})
+
+
+def test_a_result_of_an_older_crnas_loads(example_path, example_result, differentiable_result):
+    """The example predates the confidence records and two settings; they read as absent / their defaults."""
+    record = load_result(example_path)
+    assert record.stage_search.confidence is None and all(s.confidence is None for s in record.dilation_search.steps)
+    assert record.config.max_detections == 100 and record.architecture == get_architecture(example_result["architecture"])
+    assert record.stage_search.allocations[0].metrics["AP"] == example_result["stage_search"]["allocations"][0]["AP"]
+    assert record.data.spec == {"kind": "synthetic", "num_images": 40, "image_size": 128, "seed": 0}
+
+    def without_new_keys(d):
+        d = json.loads(json.dumps(d))
+        d["stage_search"].pop("confidence", None)
+        for step in d["dilation_search"].get("steps", []):
+            step.pop("confidence", None)
+        return {**d, "config": {k: v for k, v in d["config"].items() if k in example_result["config"]}}
+
+    assert without_new_keys(record.to_dict()) == example_result
+    differentiable = load_result(differentiable_result)
+    assert differentiable.dilation_search.choices is None and differentiable.to_dict()["dilation_search"] == differentiable_result["dilation_search"]
 
 
 @pytest.mark.parametrize("detector", ["faster_rcnn_fpn", "retinanet_fpn"])

@@ -101,16 +101,19 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.crnas.multi_dilation_conv2d.default, (x, w, mix, None, [1, 2], 2, 1))
 
 
-def test_torch_compile_fullgraph_forward_and_backward():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])  # inductor: torch.compile's default, generated C++ on the CPU
+def test_torch_compile_fullgraph_forward_and_backward(backend):
     x, w, mix, b = make(2, 4, 4, 8, 8, 1, (1, 2, 3), True, dtype=torch.float32)
 
     def f(x, w, mix, b):
-        return torch.relu(multi_dilation_conv2d(x, w, mix, b)).sum()
+        return torch.relu(multi_dilation_conv2d(x, w, mix, b)) * 2 + 1
 
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    got = torch.autograd.grad(compiled(x, w, mix, b), (x, w, mix, b))
-    want = torch.autograd.grad(f(x, w, mix, b), (x, w, mix, b))
-    for a, e in zip(got, want):
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend=backend)
+    got, want = compiled(x, w, mix, b), f(x, w, mix, b)
+    torch.testing.assert_close(got, want)
+    upstream = torch.randn_like(want)
+    for a, e in zip(torch.autograd.grad(got, (x, w, mix, b), upstream), torch.autograd.grad(want, (x, w, mix, b), upstream)):
         torch.testing.assert_close(a, e)
 
 
@@ -282,8 +285,10 @@ def test_per_sample_equals_the_fused_op_with_one_hot_mix():
     index = torch.tensor([2, 0, 1, 1, 0, 2])
     fused = multi_dilation_conv2d(x, w, F.one_hot(index, 3).float(), b)
     torch.testing.assert_close(per_sample_dilation_conv2d(x, w, index, b), fused)
+    # float32 sums over the 720 output positions in another order (grouped convolutions vs one GEMM): the
+    # weight gradient differs by ~2e-5 relative on one thread, beyond assert_close's float32 default
     for got, want in zip(grads(per_sample_dilation_conv2d(x, w, index, b), (x, w, b)), grads(fused, (x, w, b))):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("index", [[0, 1, 2], [2, 1, 0, 2, 1, 0], [1, 1, 1, 1]])

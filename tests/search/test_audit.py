@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 from crnas import Architecture
 from crnas.data.spec import load_dataset
-from crnas.search import driver
+from crnas.search import driver, preset
 from crnas.search.audit import (
     AuditConfig,
     AuditRecord,
@@ -20,6 +20,7 @@ from crnas.search.audit import (
     run_audit,
     variance_components,
 )
+from crnas.search.result import DilationSearch, ScoredAllocation, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
 
 PAIRS = ([0.31, 0.12, 0.25, 0.08, 0.4, 0.22, 0.18, 0.05], [0.20, 0.15, 0.24, 0.10, 0.26, 0.12, 0.21, 0.02])
 
@@ -55,17 +56,19 @@ def test_picks_are_stratified_and_always_hold_winner_baseline_and_worst():
 @pytest.fixture
 def search_dir(tmp_path):
     """A stand-in finished search (result.json only) on tiny synthetic data; supernet AP falls with rank."""
-    config = driver.preset("tiny", family="resnet18", data={"kind": "synthetic", "num_images": 12, "image_size": 64, "seed": 0})
+    config = preset("tiny", family="resnet18", data={"kind": "synthetic", "num_images": 12, "image_size": 64, "seed": 0})
     space = config.space()
     allocations = space.allocations()
-    table = [{"blocks": b, "macs": 1, "AP": 0.5 - 0.01 * i} for i, b in enumerate(allocations)]
-    baseline = Architecture.baseline("resnet18").replace(width=config.width)
-    result = {
-        "architecture": json.loads(space.architecture(allocations[0]).to_json()), "baseline": json.loads(baseline.to_json()),
-        "macs": {}, "stage_search": {"best": allocations[0], "allocations": table}, "dilation_search": {"method": "greedy"},
-        "data": {"fingerprint": driver.data_fingerprint(load_dataset(config.data))}, "config": config.to_dict(),
-    }
-    (tmp_path / "result.json").write_text(json.dumps(result))
+    table = [ScoredAllocation(b, 1, {"AP": 0.5 - 0.01 * i}) for i, b in enumerate(allocations)]
+    found = space.architecture(allocations[0])
+    SearchResult(
+        architecture=found, baseline=Architecture.baseline("resnet18").replace(width=config.width),
+        macs=SearchMacs(1, 1, [800, 1088], config.detector, {}), stage_search=StageSearch(allocations[0], table),
+        dilation_search=DilationSearch("greedy", found.dilations, {"AP": 0.5}, k=3, joint=True, common_random=True),
+        space=SearchedSpace(space.family, space.choices, space.budget, space.width, len(space)),
+        data=SearchData(config.data, 12, 9, 3, ["disc"], driver.data_fingerprint(load_dataset(config.data))),
+        config=config, seeds={}, versions={},
+    ).save(tmp_path / "result.json")
     return tmp_path, table
 
 
@@ -84,7 +87,7 @@ class StandIn:
 
 def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     directory, table = search_dir
-    rank = {tuple(r["blocks"]): i for i, r in enumerate(table)}
+    rank = {tuple(r.blocks): i for i, r in enumerate(table)}
     agree = StandIn(lambda b: 0.3 - 0.01 * rank[tuple(b)])
     config = AuditConfig(allocations=5, iterations=3, seeds=[0, 1], dilation=False, eval_images=4, resamples=200)
     record = run_audit(directory, config, cache=StandaloneCache(tmp_path / "cache"), trainer=agree, progress=False)
@@ -92,7 +95,7 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     assert len(stage.pairs) == 5 and len(agree.calls) == 10  # 5 architectures x 2 seeds
     assert stage.kendall_tau.value == pytest.approx(1.0) and stage.spearman_rho.value == pytest.approx(1.0)
     assert stage.top3_overlap == 3 and stage.regret == pytest.approx(0.0)
-    assert stage.pick == table[0]["blocks"] and [p.supernet_rank for p in stage.pairs][0] == 1
+    assert stage.pick == table[0].blocks and [p.supernet_rank for p in stage.pairs][0] == 1
     assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
     assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
     # two seeds: the architectures (0.01 AP apart) differ far beyond the seeds (0.001 apart)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crnas.cli import main
 from crnas.data import SyntheticDetection
-from crnas.search.driver import preset
+from crnas.search.config import preset
 from crnas.search.estimate import _greedy_candidates, estimate_search
 
 

@@ -9,7 +9,8 @@ import torch
 from crnas import StageSpace
 from crnas.data import SyntheticDetection, split
 from crnas.search import Scorer
-from crnas.search.procedures import DifferentiableSearch, greedy_dilation_search
+from crnas.search.algorithms import greedy_dilation_search
+from crnas.search.callbacks import DifferentiableSearch
 from crnas.search.supernet import build_supernet_detector, supernet_of
 from torch import nn
 
@@ -83,9 +84,9 @@ def test_joint_and_one_by_one_scoring_agree_when_only_the_layout_matters(oracle_
 
 def test_the_clearly_better_dilation_wins_the_greedy_step(oracle_scorer, tmp_path):
     result = greedy_dilation_search(oracle_scorer, tmp_path / "log.jsonl", k=2, joint=True, progress=False)
-    first = result["steps"][0]
-    assert first["beam"][0] == [2]
-    assert result["dilations"][0] == 2
+    first = result.steps[0]
+    assert first.beam[0] == [2]
+    assert result.dilations[0] == 2
 
 
 class LossOfPaths(nn.Module):

@@ -70,6 +70,17 @@ def test_result_is_complete_and_valid(reference):
     assert f"found allocation {arch.blocks}" in stdout and "result: " in stdout
 
 
+def test_result_loads_into_its_record_and_round_trips(reference, tmp_path):
+    from crnas.search import SearchResult, load_result
+
+    out, result, _ = reference
+    record = SearchResult.load(out)
+    assert record.to_dict() == result and load_result(result) == record == load_result(out / "result.json")
+    assert record.architecture == Architecture.from_dict(result["architecture"]) and record.config.preset == "tiny"
+    assert record.stage_search.confidence is not None and record.dilation_search.steps[-1].confidence is not None
+    assert (record.save(tmp_path / "result.json")).read_bytes() == (out / "result.json").read_bytes()  # the bytes the driver wrote
+
+
 def test_kill_at_any_point_and_resume_gives_the_identical_result(reference, tmp_path):
     _, expected, _ = reference
     out = tmp_path / "run"
@@ -88,17 +99,18 @@ def test_existing_directory_needs_resume(reference):
 
 def test_differentiable_mode(tmp_path):
     from crnas.cli.common import load_dataset
-    from crnas.search import preset, run_search
+    from crnas.search import SearchResult, preset, run_search
 
     config = preset("tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24))
     result = run_search(config, load_dataset({**config.data, "seed": 0}), tmp_path, progress=False)
-    found = result["dilation_search"]
-    probabilities = torch.tensor(found["probabilities"])
-    assert probabilities.shape == (sum(result["architecture"]["blocks"]), 3)
+    found = result.dilation_search
+    probabilities = torch.tensor(found.probabilities)
+    assert probabilities.shape == (sum(result.architecture.blocks), 3) and found.choices == [1, 2, 3] and found.steps == []
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(len(probabilities)))
     assert (probabilities - 1 / 3).abs().max() > 1e-4  # the architecture weights were trained
-    assert found["dilations"] == [(1, 2, 3)[i] for i in probabilities.argmax(-1).tolist()]
-    assert result["architecture"]["dilations"] == found["dilations"]
+    assert found.dilations == [(1, 2, 3)[i] for i in probabilities.argmax(-1).tolist()]
+    assert result.architecture.dilations == found.dilations
+    assert SearchResult.load(tmp_path) == result and SearchResult.load(tmp_path).to_dict() == json.loads((tmp_path / "result.json").read_text())
 
 
 def test_preset_data_defaults_complete_only_their_own_kind():

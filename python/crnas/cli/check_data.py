@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crnas.data.check import check_data
-    from crnas.search.driver import preset
+    from crnas.search.config import preset
 
     config = preset(args.preset)
     resize = (args.min_size or config.min_size, args.max_size or config.max_size)

@@ -16,12 +16,12 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from crnas.arch import DETECTORS, FAMILIES, SAMPLINGS
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
 from crnas.search.confidence import NOISE_ADVICE, Confidence
+from crnas.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -61,27 +61,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the space, the phases and their estimated wall time from a few timed iterations; search nothing")
 
 
-def _confidences(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _confidences(result: SearchResult) -> list[tuple[str, Confidence]]:
     """The stage search's and the last greedy step's confidence records, where the result has them."""
     out = []
-    if result["stage_search"].get("confidence"):
-        out.append(("stage search", result["stage_search"]["confidence"]))
-    steps = result["dilation_search"].get("steps") or []
-    if steps and steps[-1].get("confidence"):
-        out.append(("dilation search (last step)", steps[-1]["confidence"]))
+    if result.stage_search.confidence is not None:
+        out.append(("stage search", result.stage_search.confidence))
+    steps = result.dilation_search.steps
+    if steps and steps[-1].confidence is not None:
+        out.append(("dilation search (last step)", steps[-1].confidence))
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
-    from crnas.arch import get_architecture
     from crnas.search import driver
+    from crnas.search.config import PRESETS, preset
 
     if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
-    defaults = driver.PRESETS[args.preset].get("data", {})
-    spec = data_spec(args, defaults, resize=(driver.PRESETS[args.preset]["min_size"], driver.PRESETS[args.preset]["max_size"]))
-    config = driver.preset(
+    defaults = PRESETS[args.preset].get("data", {})
+    spec = data_spec(args, defaults, resize=(PRESETS[args.preset]["min_size"], PRESETS[args.preset]["max_size"]))
+    config = preset(
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
@@ -112,17 +112,15 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().removeHandler(handler)
     if not distributed.is_main():
         return 0
-    arch = result["architecture"]
-    found, base = result["macs"]["found"], result["macs"]["baseline"]
-    stages = get_architecture(arch).stage_dilations
-    print(f"found allocation {arch['blocks']} (baseline {result['baseline']['blocks']})")
-    print("dilations " + " | ".join(" ".join(map(str, s)) for s in stages))
+    arch = result.architecture
+    found, base = result.macs.found, result.macs.baseline
+    print(f"found allocation {arch.blocks} (baseline {result.baseline.blocks})")
+    print("dilations " + " | ".join(" ".join(map(str, s)) for s in arch.stage_dilations))
     print(f"MACs ({config.detector} at {config.macs_input[0]}x{config.macs_input[1]}): {found / 1e9:.2f} G vs baseline "
           f"{base / 1e9:.2f} G ({100 * (found / base - 1):+.2f}%)")
-    print(f"stage search: {len(result['stage_search']['allocations'])} allocations scored; best AP "
-          f"{result['stage_search']['allocations'][0]['AP']:.4f}")
-    for what, conf in _confidences(result):
-        confidence = Confidence.from_dict(conf)
+    allocations = result.stage_search.allocations
+    print(f"stage search: {len(allocations)} allocations scored; best AP {allocations[0].metrics['AP']:.4f}")
+    for what, confidence in _confidences(result):
         print(confidence.summary(what))
         if not confidence.lead.significant:
             print(f"  warning: {NOISE_ADVICE}")

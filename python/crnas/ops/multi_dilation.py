@@ -8,8 +8,9 @@ computed by the native core as ONE GEMM against mixed columns
 indices (single-path supernets): the batch grouped by dilation, one native convolution per group.
 
 The fused op is a real PyTorch op, ``torch.ops.crnas.multi_dilation_conv2d`` (and ``..._backward``), with a
-fake kernel, autograd registration and FLOPs formulas, so ``torch.compile(fullgraph=True)``,
-``torch.library.opcheck``, ``torch.utils.flop_counter.FlopCounterMode`` and fvcore all see it.
+fake kernel, autograd registration and FLOPs formulas, so ``torch.compile(fullgraph=True)`` (inductor and
+``aot_eager``, forward and backward; tested on the CPU), ``torch.library.opcheck``,
+``torch.utils.flop_counter.FlopCounterMode`` and fvcore all see it.
 """
 
 from __future__ import annotations

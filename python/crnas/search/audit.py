@@ -45,8 +45,9 @@ from crnas.data.spec import load_dataset
 from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
 from crnas.jsonfile import read_record, write_json
-from crnas.search.driver import SearchConfig, _supernet, data_fingerprint
-from crnas.search.result import load_result
+from crnas.search.config import SearchConfig
+from crnas.search.driver import _supernet, data_fingerprint
+from crnas.search.result import SearchResult
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
@@ -320,7 +321,7 @@ class AuditPlan:
     with their supernet AP and rank, and one :class:`StandaloneJob` per architecture and seed."""
 
     config: SearchConfig
-    result: dict[str, Any]
+    result: SearchResult
     train_set: DetectionDataset
     eval_set: DetectionDataset
     stage: list[Entry]
@@ -385,16 +386,16 @@ def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = N
     audit = audit or AuditConfig()
     audit.validate()
     search_dir = Path(search_dir)
-    result = load_result(search_dir)
-    config = SearchConfig.from_dict(result["config"])
+    result = SearchResult.load(search_dir)
+    config = result.config
     dataset = load_dataset(config.data)
-    if data_fingerprint(dataset) != result["data"]["fingerprint"]:
+    if data_fingerprint(dataset) != result.data.fingerprint:
         raise ValueError(f"data: the images or annotations differ from those {search_dir} was searched on (fingerprint mismatch)")
     archtrain, archval = split(dataset, config.val_fraction, config.seed)
     train_set, eval_set = _eval_set(config, audit, archtrain)
-    table = result["stage_search"]["allocations"]  # best first
-    picks = pick_allocations([r["blocks"] for r in table], result["baseline"]["blocks"], audit.allocations)
-    stage = [(table[i]["blocks"], [1] * sum(table[i]["blocks"]), table[i]["AP"], i + 1) for i in picks]
+    table = result.stage_search.allocations  # best first
+    picks = pick_allocations([r.blocks for r in table], result.baseline.blocks, audit.allocations)
+    stage = [(table[i].blocks, [1] * sum(table[i].blocks), table[i].metrics["AP"], i + 1) for i in picks]
     dilation = _dilation_candidates(search_dir, config, result, archtrain, archval) if audit.dilation else []
     iterations = audit.iterations or config.stage_iterations
     make_jobs = job_factory(config, train_set, eval_set, iterations, audit.seeds)
@@ -404,14 +405,14 @@ def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = N
 
 
 def _dilation_candidates(
-    search_dir: Path, config: SearchConfig, result: dict[str, Any], archtrain: DetectionDataset, archval: DetectionDataset
+    search_dir: Path, config: SearchConfig, result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset
 ) -> list[Entry]:
     """The final beam (or the differentiable pick) and all-dilation-1 on the found allocation, each
     scored with full paths (no random completion) by the trained operation supernet."""
 
-    blocks = result["stage_search"]["best"]
-    search = result["dilation_search"]
-    candidates = [list(b) for b in search["steps"][-1]["beam"]] if search["method"] == "greedy" else [list(search["dilations"])]
+    blocks = result.stage_search.best
+    search = result.dilation_search
+    candidates = [list(b) for b in search.steps[-1].beam] if search.method == "greedy" else [list(search.dilations)]
     ones = [1] * sum(blocks)
     if ones not in candidates:
         candidates.append(ones)
@@ -486,17 +487,17 @@ def run_audit(
 
     result = setup.result
     seed = derive_seed(setup.config.seed, CORRELATION)
-    stage = _ranking_audit(pairs(setup.stage, setup.stage_jobs), result["stage_search"]["best"], audit, seed, lambda p: p.blocks)
+    stage = _ranking_audit(pairs(setup.stage, setup.stage_jobs), result.stage_search.best, audit, seed, lambda p: p.blocks)
     dilation = None
     if setup.dilation:
         dilation = _ranking_audit(
-            pairs(setup.dilation, setup.dilation_jobs), result["dilation_search"]["dilations"], audit, seed + 2, lambda p: p.dilations
+            pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, audit, seed + 2, lambda p: p.dilations
         )
     record = AuditRecord(
         stage=stage, dilation=dilation,
         config={**asdict(audit), "iterations": setup.iterations, "train_images": len(setup.train_set), "eval_images": len(setup.eval_set),
                 "cache": str(cache.root)},
-        search={"dir": str(search_dir), "fingerprint": result["data"]["fingerprint"], "preset": setup.config.preset},
+        search={"dir": str(search_dir), "fingerprint": result.data.fingerprint, "preset": setup.config.preset},
     )
     record.save(out / "audit.json")
     # not part of the (reproducible) record: this run's wall time, trained runs and machine
@@ -508,12 +509,9 @@ def run_audit(
 def estimate_run_seconds(setup: AuditPlan, steps: int = 4) -> float:
     """Seconds one stand-alone run should take: a few timed training steps of the baseline allocation
     (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images."""
-
-
     config = setup.config
-    arch = get_architecture(setup.result["baseline"])
     model = build_detector(
-        config.detector, arch, num_classes=len(setup.train_set.classes) + 1, fpn_channels=config.fpn_channels,
+        config.detector, setup.result.baseline, num_classes=len(setup.train_set.classes) + 1, fpn_channels=config.fpn_channels,
         representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
     )
     kwargs = dict(batch_size=config.batch_size, lr_per_image=config.lr_per_image, device=config.device, progress=False)

@@ -164,7 +164,7 @@ def compare_to_winner(
 
 
 def stage_confidence(
-    table: Sequence[dict[str, object]],
+    allocations: Sequence[Sequence[int]],
     store: DetectionStore,
     archval: DetectionDataset,
     baseline: Sequence[int],
@@ -174,10 +174,10 @@ def stage_confidence(
     seed: int = 0,
     max_detections: int = MAX_DETECTIONS,
 ) -> Confidence | None:
-    """The stage search's winner (``table[0]``, the table best first) against the baseline allocation
-    (the runner-up when the baseline is not in the space); ``None`` when a candidate's detections were
-    not kept (a search written by an older crnas)."""
-    names = [list(r["blocks"]) for r in table]  # type: ignore[call-overload]
+    """The stage search's winner (``allocations[0]``, the table's blocks best first) against the baseline
+    allocation (the runner-up when the baseline is not in the space); ``None`` when a candidate's
+    detections were not kept (a search written by an older crnas)."""
+    names = [list(b) for b in allocations]
     detections = [store.load(allocation_key(b)) for b in names]
     if any(d is None for d in detections) or len(names) < 2:
         return None

@@ -24,6 +24,7 @@ import torch
 from crnas.data import DetectionSubset, split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
+from crnas.search.config import SearchConfig
 
 __all__ = ["Phase", "SearchEstimate", "estimate_search"]
 
@@ -90,7 +91,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time_training(config: Any, model: torch.nn.Module, data: DetectionDataset, callback: Any, steps: int) -> float:
+def _time_training(config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, callback: Any, steps: int) -> float:
     from crnas.train import train_detector
 
     clock = _StepClock()
@@ -101,7 +102,9 @@ def _time_training(config: Any, model: torch.nn.Module, data: DetectionDataset, 
     return clock.per_step()
 
 
-def _time_scoring(model: torch.nn.Module, archtrain: DetectionDataset, archval: DetectionDataset, config: Any, before: Any) -> tuple[float, float]:
+def _time_scoring(
+    model: torch.nn.Module, archtrain: DetectionDataset, archval: DetectionDataset, config: SearchConfig, before: Any
+) -> tuple[float, float]:
     """Seconds of BatchNorm recalibration on one archtrain batch and of detection on one archval batch."""
     from crnas.eval import collect_detections
     from crnas.search.scoring import recalibrate_bn
@@ -122,12 +125,11 @@ def _time_scoring(model: torch.nn.Module, archtrain: DetectionDataset, archval: 
     return times[0], times[1]
 
 
-def estimate_search(config: Any, dataset: DetectionDataset, *, steps: int = 3) -> SearchEstimate:
-    """Estimate the phases of the search ``config`` (a :class:`crnas.search.driver.SearchConfig`) on
-    ``dataset`` from ``steps`` timed iterations of each supernet (after one warm-up iteration)."""
+def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: int = 3) -> SearchEstimate:
+    """Estimate the phases of the search ``config`` on ``dataset`` from ``steps`` timed iterations of each supernet (after one warm-up iteration)."""
     from crnas import Architecture
     from crnas.detection import detection_limit
-    from crnas.search.procedures import PathSampler, StageSampler
+    from crnas.search.callbacks import PathSampler, StageSampler
     from crnas.search.supernet import build_supernet_detector, supernet_of
 
     if steps < 1:

@@ -1,39 +1,278 @@
-"""``result.json``, the record of a finished search (written by :func:`crnas.search.driver.run_search`).
+"""``result.json``, the record of a finished search (:class:`SearchResult`, written by
+:func:`crnas.search.driver.run_search`), and its parts.
 
-Keys: ``architecture`` and ``baseline`` (Architecture dicts), ``macs`` (found / baseline MACs with the
-counting convention), ``stage_search`` (``best``, every scored ``allocations`` row, ``confidence``),
-``dilation_search`` (method, ``dilations``, greedy ``steps`` with their ``confidence``, or the
-differentiable ``probabilities``), ``space``, ``data`` (spec, split sizes, fingerprint), ``config``,
-``seeds`` and ``versions``. AP values are fractions in [0, 1]. See docs/audit.md for ``confidence``.
+- ``architecture`` and ``baseline``: the found and the baseline :class:`~crnas.arch.Architecture`;
+- ``macs`` (:class:`SearchMacs`): both counted with the search's detector, input size and convention;
+- ``stage_search`` (:class:`StageSearch`): the best allocation, every scored allocation
+  (:class:`ScoredAllocation`, best first) and the winner's :class:`~crnas.search.confidence.Confidence`;
+- ``dilation_search`` (:class:`DilationSearch`): the method, the found dilations and, for the greedy
+  beam, every step (:class:`GreedyStep`: its scored :class:`Candidate` prefixes, the beam, the step's
+  confidence), or, for the differentiable method, the final probabilities per block;
+- ``space`` (:class:`SearchedSpace`), ``data`` (:class:`SearchData`: spec, split sizes, classes,
+  fingerprint), ``config`` (:class:`~crnas.search.config.SearchConfig`), ``seeds`` and ``versions``.
+
+AP values are fractions in [0, 1]. See docs/audit.md for the confidence records. :meth:`SearchResult.to_dict`
+gives exactly the JSON the driver writes; :func:`load_result` reads a file, a directory or a dict.
 """
 
 from __future__ import annotations
 
-import json
-from os import PathLike
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["load_result", "REQUIRED_KEYS"]
+from crnas.arch import Architecture
+from crnas.jsonfile import read_record, write_json
+from crnas.search.confidence import Confidence
+from crnas.search.config import SearchConfig
 
-REQUIRED_KEYS = ("architecture", "baseline", "macs", "stage_search", "dilation_search")
+__all__ = [
+    "RESULT_FILE", "SearchResult", "SearchMacs", "ScoredAllocation", "StageSearch", "Candidate", "GreedyStep", "DilationSearch",
+    "SearchedSpace", "SearchData", "ResultLike", "load_result",
+]
+
+RESULT_FILE = "result.json"
 
 
-def load_result(path: str | PathLike[str] | dict[str, Any]) -> dict[str, Any]:
-    """A search result: a ``result.json`` path, the directory holding it, or the dict itself."""
-    if isinstance(path, dict):
-        result = path
-    else:
+def _confidence(d: Mapping[str, Any] | None) -> Confidence | None:
+    return None if d is None else Confidence.from_dict(dict(d))
+
+
+@dataclass
+class SearchMacs:
+    """MACs of the found and the baseline architecture, counted the same way."""
+
+    found: int
+    baseline: int
+    #: (height, width) of the counted input.
+    input_size: list[int]
+    detector: str
+    #: ``description`` and the head sizes (``fpn_channels``, ``representation_size``) the count used.
+    convention: dict[str, Any]
+
+    def convention_kwargs(self) -> dict[str, Any]:
+        """The convention as keyword arguments of :func:`crnas.flops.count` (without the description)."""
+        return {k: v for k, v in self.convention.items() if k != "description"}
+
+
+@dataclass
+class ScoredAllocation:
+    """One row of the stage search's table: blocks per stage, MACs, archval COCO metrics (``AP``, ``AP50``, ...)."""
+
+    blocks: list[int]
+    macs: int | None
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "macs": self.macs, **self.metrics}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScoredAllocation:
+        return cls(list(d["blocks"]), d["macs"], {k: v for k, v in d.items() if k not in ("blocks", "macs")})
+
+
+@dataclass
+class StageSearch:
+    """The stage search: the best allocation, every scored allocation (best first), how sure the win is
+    (``None`` for a search by an older crnas or without kept detections)."""
+
+    best: list[int]
+    allocations: list[ScoredAllocation]
+    confidence: Confidence | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.best, "allocations": [a.to_dict() for a in self.allocations],
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StageSearch:
+        return cls(list(d["best"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]], _confidence(d.get("confidence")))
+
+
+@dataclass
+class Candidate:
+    """A dilation prefix scored in one greedy step and its archval COCO metrics."""
+
+    dilations: list[int]
+    metrics: dict[str, float]
+
+
+@dataclass
+class GreedyStep:
+    """One step (block) of the greedy dilation search: every candidate scored, the top-K beam (best
+    first), and how sure the step's winner is against the runner-up."""
+
+    step: int
+    candidates: list[Candidate]
+    beam: list[list[int]]
+    confidence: Confidence | None = None
+
+    def beam_aps(self) -> list[float]:
+        """AP of each beam entry, in beam order."""
+        scores = {tuple(c.dilations): c.metrics["AP"] for c in self.candidates}
+        return [scores[tuple(b)] for b in self.beam]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "candidates": [asdict(c) for c in self.candidates], "beam": self.beam,
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GreedyStep:
+        candidates = [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in d["candidates"]]
+        return cls(int(d["step"]), candidates, [list(b) for b in d["beam"]], _confidence(d.get("confidence")))
+
+
+@dataclass
+class DilationSearch:
+    """The dilation search over the found allocation's blocks.
+
+    ``method`` ``"greedy"``: ``steps``, the beam width ``k`` and the scoring mode (``joint``,
+    ``common_random``). ``"differentiable"``: ``probabilities`` (per block, over ``choices``, which a
+    result by an older crnas does not list).
+    """
+
+    method: str
+    dilations: list[int]
+    metrics: dict[str, float]
+    steps: list[GreedyStep] = field(default_factory=list)
+    k: int | None = None
+    joint: bool | None = None
+    common_random: bool | None = None
+    choices: list[int] | None = None
+    probabilities: list[list[float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {"method": self.method, "dilations": self.dilations, "metrics": self.metrics}
+        if self.method == "greedy":
+            return {**head, "steps": [s.to_dict() for s in self.steps], "k": self.k, "joint": self.joint, "common_random": self.common_random}
+        return {**head, **({} if self.choices is None else {"choices": self.choices}), "probabilities": self.probabilities}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DilationSearch:
+        if d["method"] == "greedy":
+            return cls(
+                "greedy", list(d["dilations"]), dict(d["metrics"]), steps=[GreedyStep.from_dict(s) for s in d["steps"]], k=d["k"],
+                joint=d["joint"], common_random=d["common_random"],
+            )
+        if d["method"] == "differentiable":
+            choices = d.get("choices")
+            return cls(
+                "differentiable", list(d["dilations"]), dict(d["metrics"]), choices=None if choices is None else list(choices),
+                probabilities=[list(p) for p in d["probabilities"]],
+            )
+        raise ValueError(f"dilation_search.method: expected 'greedy' or 'differentiable', got {d['method']!r}")
+
+
+@dataclass
+class SearchedSpace:
+    """The stage space searched (:class:`~crnas.arch.StageSpace`'s family, choices, budget and width) and its size."""
+
+    family: str
+    choices: list[list[int]]
+    budget: dict[str, Any]
+    width: float
+    size: int
+
+
+@dataclass
+class SearchData:
+    """The data searched on: its spec (``{"kind": ...}``, :mod:`crnas.data.spec`), the split sizes, the
+    classes and a SHA-256 fingerprint of the ground truth (:func:`crnas.search.driver.data_fingerprint`)."""
+
+    spec: dict[str, Any]
+    images: int
+    archtrain: int
+    archval: int
+    classes: list[str]
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.spec, **{k: v for k, v in asdict(self).items() if k != "spec"}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchData:
+        known = ("images", "archtrain", "archval", "classes", "fingerprint")
+        return cls({k: v for k, v in d.items() if k not in known}, **{k: d[k] for k in known})
+
+
+@dataclass
+class SearchResult:
+    """``result.json`` of a ``crnas search`` directory."""
+
+    architecture: Architecture
+    baseline: Architecture
+    macs: SearchMacs
+    stage_search: StageSearch
+    dilation_search: DilationSearch
+    space: SearchedSpace
+    data: SearchData
+    config: SearchConfig
+    seeds: dict[str, int]
+    versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture.to_dict(),
+            "baseline": self.baseline.to_dict(),
+            "macs": asdict(self.macs),
+            "stage_search": self.stage_search.to_dict(),
+            "dilation_search": self.dilation_search.to_dict(),
+            "space": asdict(self.space),
+            "data": self.data.to_dict(),
+            "config": self.config.to_dict(),
+            "seeds": self.seeds,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchResult:
+        return cls(
+            architecture=Architecture.from_dict(dict(d["architecture"])),
+            baseline=Architecture.from_dict(dict(d["baseline"])),
+            macs=SearchMacs(**d["macs"]),
+            stage_search=StageSearch.from_dict(d["stage_search"]),
+            dilation_search=DilationSearch.from_dict(d["dilation_search"]),
+            space=SearchedSpace(**d["space"]),
+            data=SearchData.from_dict(d["data"]),
+            config=SearchConfig.from_dict(d["config"]),
+            seeds=dict(d["seeds"]),
+            versions=dict(d["versions"]),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``result.json`` (``path`` is the file or its directory) atomically; returns the file."""
         path = Path(path)
-        if path.is_dir():
-            path = path / "result.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"result: expected a result.json or a search directory holding one, got {str(path)!r}")
+        path = path / RESULT_FILE if path.is_dir() else path
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SearchResult:
+        """The result in ``path``: a ``result.json`` or the search directory holding one."""
+        file = Path(path)
+        file = file / RESULT_FILE if file.is_dir() else file
+        if not file.is_file():
+            raise FileNotFoundError(f"result: expected a result.json or a search directory holding one, got {str(file)!r}")
+        return read_record(file, "a search result", cls.from_dict)
+
+
+#: What names a search result: the record, a ``result.json`` or its search directory, or the JSON as a dict.
+ResultLike: TypeAlias = "SearchResult | str | os.PathLike[str] | Mapping[str, Any]"
+
+
+def load_result(source: ResultLike) -> SearchResult:
+    """The :class:`SearchResult` that ``source`` names (see :data:`ResultLike`)."""
+    if isinstance(source, SearchResult):
+        return source
+    if isinstance(source, Mapping):
         try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: expected a search result JSON, got invalid JSON ({err})") from None
-    missing = [k for k in REQUIRED_KEYS if k not in result]
-    if missing:
-        raise ValueError(f"result: expected the keys {list(REQUIRED_KEYS)} of a search result, missing {missing}")
-    return result
+            return SearchResult.from_dict(source)
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"result: expected a search result, got {type(err).__name__}: {err}") from None
+    return SearchResult.load(source)

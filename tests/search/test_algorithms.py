@@ -1,4 +1,4 @@
-"""Search procedures with a stand-in scorer: beam bookkeeping, exhaustive tables, resumable logs."""
+"""The search algorithms with a stand-in scorer: beam bookkeeping, exhaustive tables, resumable logs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 
 import pytest
 from crnas import StageSpace
-from crnas.search.procedures import greedy_dilation_search, read_log, stage_search
+from crnas.search.algorithms import greedy_dilation_search, stage_search
+from crnas.search.result import GreedyStep
+from crnas.search.searchlog import read_log
 
 WEIGHTS = [3, 1, 2, 2, 1, 3]  # the additive objective's preferred dilation per block
 
@@ -48,15 +50,16 @@ class FakeScorer:
 def test_beam_search_bookkeeping(tmp_path):
     scorer = FakeScorer()
     result = greedy_dilation_search(scorer, tmp_path / "log.jsonl", k=3, progress=False)
-    assert result["dilations"] == WEIGHTS
+    assert result.method == "greedy" and result.dilations == WEIGHTS and result.k == 3
     steps = read_log(tmp_path / "log.jsonl")
+    assert [GreedyStep.from_dict(s) for s in steps] == result.steps  # the log holds the returned steps
     assert [len(s["candidates"]) for s in steps] == [3] + [9] * 5  # Algorithm 1: p x O_i
     assert len(scorer.calls) == 3 + 9 * 5
     for step in steps:
         assert len(step["beam"]) == 3
         ranked = sorted(step["candidates"], key=lambda c: (-c["metrics"]["AP"], c["dilations"]))
         assert step["beam"] == [c["dilations"] for c in ranked[:3]]
-    assert greedy_dilation_search(FakeScorer(), tmp_path / "k1.jsonl", k=1, progress=False)["dilations"] == WEIGHTS
+    assert greedy_dilation_search(FakeScorer(), tmp_path / "k1.jsonl", k=1, progress=False).dilations == WEIGHTS
 
 
 @pytest.mark.parametrize("kill_after", [1, 4, 20, 47])
@@ -78,8 +81,8 @@ def test_greedy_search_resumes_to_the_same_result(tmp_path, kill_after):
 def test_stage_search_scores_every_allocation_once_and_resumes(tmp_path):
     space = StageSpace("resnet50", [[1, 2, 3], [1, 2], [2, 3, 5], [2, 3, 4, 6]], budget=10)
     full = stage_search(FakeScorer(), space, tmp_path / "ref.jsonl", progress=False)
-    assert sorted(r["blocks"] for r in full) == space.allocations()
-    assert full[0]["blocks"] == max(space.allocations(), key=lambda b: (-abs(b[0] - 2) - abs(b[3] - 6) + 0.01 * b[1]))
+    assert sorted(r.blocks for r in full) == space.allocations()
+    assert full[0].blocks == max(space.allocations(), key=lambda b: (-abs(b[0] - 2) - abs(b[3] - 6) + 0.01 * b[1]))
     with pytest.raises(KeyboardInterrupt):
         stage_search(FakeScorer(budget=3), space, tmp_path / "log.jsonl", progress=False)
     again = FakeScorer()

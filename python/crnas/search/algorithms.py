@@ -1,0 +1,113 @@
+"""The searches over a trained supernet (docs/design.md#search-phases).
+
+- :func:`stage_search`: every feasible allocation scored on archval (Eq. 1), the whole table kept.
+- :func:`greedy_dilation_search`: Algorithm 1, top-K beam search over per-block dilations.
+
+The differentiable dilation search runs inside supernet training instead
+(:class:`crnas.search.callbacks.DifferentiableSearch`).
+
+Each search appends one JSON line per scored allocation / step to its log (:mod:`crnas.search.searchlog`)
+and, given the same log, skips what is already there: killing a search and running it again continues
+where it stopped and ends with the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from crnas import distributed
+from crnas.arch import StageSpace
+from crnas.search.confidence import DetectionStore, allocation_key, step_key
+from crnas.search.result import DilationSearch, GreedyStep, ScoredAllocation
+from crnas.search.scoring import Scorer
+from crnas.search.searchlog import append_log, read_log, truncate_torn_line
+
+__all__ = ["stage_search", "greedy_dilation_search"]
+
+logger = logging.getLogger(__name__)
+
+
+def stage_search(
+    scorer: Scorer,
+    space: StageSpace,
+    log: str | os.PathLike[str],
+    *,
+    macs: Sequence[int] | None = None,
+    progress: bool = True,
+    store: DetectionStore | None = None,
+) -> list[ScoredAllocation]:
+    """Score every feasible allocation of ``space`` (Eq. 1); returns the table, best AP first.
+
+    Each row: ``blocks``, ``metrics`` (COCO AP, AP50, …), ``macs`` (when given, per allocation); one
+    log line per row holds the three. With ``store``, each allocation's archval detections are kept
+    (for :mod:`crnas.search.confidence`).
+    """
+    log = Path(log)
+    truncate_torn_line(log)
+    allocations = space.allocations()
+    done = {tuple(r["blocks"]): ScoredAllocation(list(r["blocks"]), r["macs"], r["metrics"]) for r in read_log(log)}
+    bar = tqdm(allocations, desc="stage search", unit="alloc", disable=not progress or not distributed.is_main())
+    for i, blocks in enumerate(bar):
+        if tuple(blocks) in done:
+            continue
+        metrics, detections = scorer.evaluate_allocation(blocks)
+        if store is not None:
+            store.save(allocation_key(blocks), detections)
+        row = ScoredAllocation(blocks, int(macs[i]) if macs is not None else None, metrics)
+        append_log(log, {"blocks": row.blocks, "metrics": row.metrics, "macs": row.macs})
+        done[tuple(blocks)] = row
+        logger.info("allocation %s: AP %.4f", blocks, metrics["AP"])
+    table = [done[tuple(b)] for b in allocations]
+    return sorted(table, key=lambda r: (-r.metrics["AP"], r.blocks))
+
+
+def greedy_dilation_search(
+    scorer: Scorer,
+    log: str | os.PathLike[str],
+    *,
+    k: int = 3,
+    joint: bool = True,
+    common_random: bool = True,
+    progress: bool = True,
+    store: DetectionStore | None = None,
+) -> DilationSearch:
+    """Algorithm 1: the top-``k`` beam over the current allocation's blocks, one block per step.
+
+    At step ``i`` every beam entry is extended by each dilation of block ``i`` and scored with the
+    remaining blocks completed at random per archval mini-batch (:meth:`Scorer.evaluate_candidates`);
+    the ``k`` best extensions form the next beam. Returns the best full assignment and the steps
+    (without their confidence, which the driver adds); one log line per step. With ``store``, each
+    step's archval detections (all candidates) are kept.
+    """
+    if k < 1:
+        raise ValueError(f"k: expected an int >= 1, got {k}")
+    log = Path(log)
+    truncate_torn_line(log)
+    supernet = scorer.supernet
+    num_blocks = len(supernet.active_convs)
+    steps = [GreedyStep.from_dict(r) for r in read_log(log)]
+    beam: list[list[int]] = steps[-1].beam if steps else [[]]
+    with tqdm(
+        total=num_blocks, initial=len(steps), desc="dilation search", unit="block", disable=not progress or not distributed.is_main()
+    ) as bar:
+        for step in range(len(steps), num_blocks):
+            candidates = [prefix + [d] for prefix in beam for d in supernet.dilations]
+            scored = scorer.evaluate_candidates(candidates, step, joint=joint, common_random=common_random)
+            metrics, detections = [m for m, _ in scored], [d for _, d in scored]
+            if store is not None:
+                store.save(step_key(step), detections)
+            ranked = sorted(zip(candidates, metrics), key=lambda cm: (-cm[1]["AP"], cm[0]))
+            beam = [c for c, _ in ranked[:k]]
+            record = {"step": step, "candidates": [{"dilations": c, "metrics": m} for c, m in zip(candidates, metrics)], "beam": beam}
+            append_log(log, record)
+            steps.append(GreedyStep.from_dict(record))
+            bar.update(1)
+            logger.info("block %d/%d: best %s (AP %.4f)", step + 1, num_blocks, beam[0], ranked[0][1]["AP"])
+    best = beam[0]
+    final = next(c.metrics for c in steps[-1].candidates if c.dilations == best)
+    return DilationSearch("greedy", best, final, steps=steps, k=k, joint=joint, common_random=common_random)

@@ -1,0 +1,157 @@
+"""What determines a search: :class:`SearchConfig` (saved in ``config.json`` and ``result.json``) and the
+presets it starts from (docs/design.md#presets)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from crnas.arch import DETECTORS, MACS_INPUT_SIZE, SAMPLINGS, StageSpace
+from crnas.detection import detection_limit
+
+__all__ = ["SearchConfig", "PRESETS", "preset", "METHODS"]
+
+METHODS = ("greedy", "differentiable")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that determines a search (saved in ``config.json`` and ``result.json``)."""
+
+    family: str = "resnet50"
+    #: Channel multiplier of the searched networks (1.0 is the paper's).
+    width: float = 1.0
+    #: Total block count (default: the baseline's for the ResNet series).
+    budget: int | None = None
+    #: Relative MACs tolerance around the baseline (default 0.01 for MobileNetV2).
+    flops_tolerance: float | None = None
+    #: Per-stage choice sets (default: the paper's / crnas's, ``StageSpace.paper``).
+    choices: list[list[int]] | None = None
+    detector: str = "faster_rcnn_fpn"
+    method: str = "greedy"
+    #: Detections kept per image by the detector and counted by the AP (COCO's 100; raise for dense scenes).
+    max_detections: int = 100
+    #: The detector's resize: shorter side, longer side cap.
+    min_size: int = 800
+    max_size: int = 1333
+    #: FPN channels and R-CNN box-head width (torchvision's 256 and 1024).
+    fpn_channels: int = 256
+    representation_size: int = 1024
+    #: Further torchvision detector arguments (e.g. ``box_batch_size_per_image``).
+    detector_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_warmup: int | None = None
+    batch_size: int = 2
+    lr_per_image: float = 0.00125
+    stage_iterations: int = 1000
+    op_iterations: int = 1000
+    checkpoint_every: int = 200
+    recal_batches: int = 4
+    eval_batch_size: int = 2
+    beam: int = 3
+    #: Bootstrap resamples of archval behind every confidence interval of the search.
+    bootstrap_resamples: int = 1000
+    #: Score the candidates of a greedy step together in one pass (per-sample paths through the fused
+    #: op, shared BN recalibration) instead of one by one. Off for the CPU presets, where one by one
+    #: measured faster (benches/bench_search.py); on for ``paper`` (GPUs, large batches).
+    joint: bool = True
+    #: Same random completions for every candidate of a step on a mini-batch.
+    common_random: bool = True
+    #: Op-supernet training samples one path per image (the batch grouped by dilation) instead of per batch.
+    per_sample_paths: bool = True
+    #: How the stage supernet draws its allocation per step (``crnas.arch.SAMPLINGS``): ``uniform`` over the
+    #: feasible allocations (the paper's) or ``balanced`` per stage depth (docs/design.md#stage-sampling).
+    stage_sampling: str = "uniform"
+    arch_lr: float = 3e-3
+    val_fraction: float = 0.05
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+    #: Input size and convention of the MACs reported for allocations (the paper's 800×1088).
+    macs_input: tuple[int, int] = MACS_INPUT_SIZE
+    #: Data description (set by the CLI): kind and arguments.
+    data: dict[str, Any] = field(default_factory=dict)
+    #: The preset these settings started from.
+    preset: str | None = None
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {self.detector!r}")
+        if self.budget is not None and self.flops_tolerance is not None:
+            raise ValueError("budget, flops_tolerance: expected at most one of them, got both")
+        for name in (
+            "stage_iterations", "op_iterations", "batch_size", "eval_batch_size", "recal_batches", "beam", "checkpoint_every", "bootstrap_resamples",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
+        detection_limit(self.detector, self.max_detections)  # raises on a bad cap
+        if self.stage_sampling not in SAMPLINGS:
+            raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
+
+    def space(self) -> StageSpace:
+        """The stage space this configuration searches."""
+        paper = StageSpace.paper(self.family)
+        choices = self.choices or paper.choices
+        if self.budget is None and self.flops_tolerance is None:
+            if paper.budget["type"] == "blocks":
+                return StageSpace(self.family, choices, budget=paper.budget["total"], width=self.width)
+            return StageSpace(self.family, choices, flops_tolerance=paper.budget["tolerance"], width=self.width)
+        return StageSpace(self.family, choices, budget=self.budget, flops_tolerance=self.flops_tolerance, width=self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["macs_input"] = list(self.macs_input)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        d = dict(d)
+        d["macs_input"] = tuple(d.get("macs_input", MACS_INPUT_SIZE))
+        return cls(**d)
+
+
+#: Heads sized for small images and CPUs (torchvision's defaults sample 512 RoIs and keep 2000 proposals).
+_SMALL_HEADS = dict(
+    rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
+    box_batch_size_per_image=128,
+)
+
+#: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
+#: ``paper`` (the paper's detector settings, for GPUs; docs/design.md#presets). They set width, image size, schedule
+#: lengths and batch sizes; the family, budget, data and method come from the user.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS, max_detections=50,
+        batch_size=4, lr_per_image=0.0025, lr_warmup=10, stage_iterations=30, op_iterations=30, checkpoint_every=10,
+        recal_batches=2, eval_batch_size=4, val_fraction=0.2, bootstrap_resamples=200, data=dict(kind="synthetic", num_images=40, image_size=128),
+    ),
+    "demo": dict(
+        width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
+        batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
+        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300,
+        data=dict(kind="synthetic", num_images=320, image_size=256),
+    ),
+    "paper": dict(
+        width=1.0, min_size=800, max_size=1333, batch_size=16, lr_per_image=0.00125, stage_iterations=90_000,
+        op_iterations=90_000, checkpoint_every=1000, recal_batches=50, eval_batch_size=8, val_fraction=0.042,
+        device="cuda", num_workers=4,
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> SearchConfig:
+    """The configuration of a preset with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}, "preset": name}
+    defaults, data = PRESETS[name].get("data"), overrides.get("data")
+    # The preset's data settings complete a partial spec of the same kind, never another kind's.
+    if defaults and data and data.get("kind", defaults["kind"]) == defaults["kind"]:
+        values["data"] = {**defaults, **data}
+    config = SearchConfig(**values)
+    if config.data.get("kind") == "synthetic":  # COCO's size mix at the detector's input (crnas.data.synthetic)
+        config.data = {"sizes": "coco", "size_reference": min(config.min_size, config.max_size), **config.data}
+    config.validate()
+    return config
