@@ -11,7 +11,14 @@ spread is within the seed noise, no search can be told apart from chance on this
         --out docs/results/allocation-spread-demo.json
 
 Allocations: the baseline, then farthest-point picks over the space (L1 distance between block
-counts), so that the picks cover the space evenly without any supernet. Stand-alone runs go through the
+counts), so that the picks cover the space evenly without any supernet.
+
+With ``--searches DIR [DIR ...]`` (searches of the same preset on the same kind of data, e.g. one per
+supernet recipe) the stand-alone AP is the ground truth each search's ranking is checked against:
+each search's pick is trained too, and for each search the script reports Kendall τ and Spearman ρ
+(bootstrap CIs, as ``crnas audit``) between its supernet AP and the stand-alone AP over the
+allocations, the top-3 overlap, and its pick's stand-alone AP against the baseline's. One ground truth
+serves every recipe, so comparing recipes costs one search each. Stand-alone runs go through the
 audit's cache ($CRNAS_CACHE/standalone, shared with `crnas audit`): a killed run resumes, and rerunning
 the script trains only what is missing. Data: the preset's synthetic data at fresh data seeds (the
 search's seed + 1000 for training, + 1001 for evaluation), or --coco / --voc (split by --holdout).
@@ -42,10 +49,20 @@ def farthest_point(allocations: list[list[int]], first: list[int], m: int) -> li
 
 
 def main() -> None:
+    from crnas.arch import Architecture
     from crnas.cli.common import add_data_arguments, data_spec, load_dataset
     from crnas.data import split
-    from crnas.search.audit import StandaloneCache, default_cache_dir, job_factory, run_jobs, standalone_trainer, variance_components
+    from crnas.search.audit import (
+        StandaloneCache,
+        default_cache_dir,
+        job_factory,
+        rank_correlation,
+        run_jobs,
+        standalone_trainer,
+        variance_components,
+    )
     from crnas.search.config import PRESETS, preset
+    from crnas.search.result import load_result
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="demo", choices=list(PRESETS), help="detector settings, schedule and space (default demo)")
@@ -58,6 +75,7 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=0.2, help="real data: the held-out evaluation fraction")
     ap.add_argument("--cache", type=Path, default=None, help="stand-alone cache (default $CRNAS_CACHE/standalone)")
     ap.add_argument("--out", type=Path, required=True, help="JSON summary")
+    ap.add_argument("--searches", type=Path, nargs="*", default=[], help="search directories to check against the ground truth")
     ap.add_argument("--no-progress", action="store_true")
     add_data_arguments(ap, required=False)
     args = ap.parse_args()
@@ -72,8 +90,16 @@ def main() -> None:
         train_set = load_dataset({**spec, "num_images": args.train_images, "seed": base})
         eval_set = load_dataset({**spec, "num_images": args.eval_images, "seed": base + 1})
     space = config.space()
-    baseline = [3, 4, 6, 3] if [3, 4, 6, 3] in space else space.allocations()[0]
+    baseline = list(Architecture.baseline(args.family).blocks)
+    if baseline not in space:
+        raise SystemExit(f"--family: expected a family whose baseline is in the preset's space, got {args.family} ({baseline})")
     allocations = farthest_point(space.allocations(), baseline, args.allocations)
+    searches = {str(d): load_result(d) for d in args.searches}
+    for result in searches.values():
+        if result.config.preset != args.preset or result.config.family != args.family:
+            raise SystemExit(f"searches: expected {args.preset}-preset {args.family} searches, got {result.config.preset} {result.config.family}")
+        if result.stage_search.best not in allocations:
+            allocations.append(list(result.stage_search.best))
     make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
     cache = StandaloneCache(args.cache or default_cache_dir())
@@ -87,11 +113,26 @@ def main() -> None:
         aps = [100 * cache.get(j)["AP"] for j in group]  # type: ignore[index]
         rows.append({"blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1))})
     stats = variance_components([r["AP"] for r in rows])
+    truth = {tuple(r["blocks"]): r["mean"] for r in rows}
+    checks = {}
+    for name, result in searches.items():
+        supernet = {tuple(a.blocks): 100 * a.metrics["AP"] for a in result.stage_search.allocations}
+        keys = [k for k in truth if k in supernet]
+        x, y = [supernet[k] for k in keys], [truth[k] for k in keys]
+        tau, rho = rank_correlation(x, y, "kendall", seed=0), rank_correlation(x, y, "spearman", seed=1)
+        top_x = {k for _, k in sorted(zip(x, keys), reverse=True)[:3]}
+        top_y = {k for _, k in sorted(zip(y, keys), reverse=True)[:3]}
+        pick = tuple(result.stage_search.best)
+        checks[name] = {
+            "stage_sampling": result.config.stage_sampling, "stage_iterations": result.config.stage_iterations,
+            "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
+            "top3_overlap": len(top_x & top_y), "pick": list(pick), "pick_AP": truth[pick], "baseline_AP": truth[tuple(baseline)],
+        }
     summary = {
         "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,
         "train_images": len(train_set), "eval_images": len(eval_set),
         "data": {"train": train_set.report.source, "eval": eval_set.report.source, "spec": data_spec(args, config.data, resize=resize)},
-        "allocations": rows, "anova": stats, "unit": "AP in percent",
+        "allocations": rows, "anova": stats, "searches": checks, "unit": "AP in percent",
         "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
@@ -103,6 +144,10 @@ def main() -> None:
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
     print(f"between-allocation sd {stats['sd_between']:.2f} AP, seed sd {stats['sd_within']:.2f} AP, "
           f"F = {stats['F']:.2f}, p = {stats['p']:.3g}")
+    for name, c in checks.items():
+        tau = c["kendall_tau"]
+        print(f"{name}: tau {tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}], top-3 overlap {c['top3_overlap']}/3, "
+              f"pick {c['pick']} {c['pick_AP']:.2f} AP vs baseline {c['baseline_AP']:.2f}")
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def test_scales_span_small_to_most_of_the_image(sizes: str):
 def test_coco_size_mix_at_the_detector_resize(image: int, reference: int):
     """check-data, at the resize the mix is drawn for, sees COCO's small/medium/large shares (within 7 points)."""
     ds = SyntheticDetection(200, image_size=(image, image), seed=11, size_reference=reference)
-    sizes = check_data(ds, min_size=reference, max_size=4 * reference).sizes
-    total = sum(sizes.values())
+    check = check_data(ds, min_size=reference, max_size=4 * reference)
+    sizes, total = check.sizes, sum(check.sizes.values())
+    assert check.boxes == total == sum(len(ds.target(i)["boxes"]) for i in range(len(ds)))
     for name, share in zip(("small", "medium", "large"), COCO_SIZE_MIX):
         assert abs(sizes[name] / total - share) < 0.07, (name, sizes)
 

@@ -46,8 +46,9 @@ class DataCheck:
         source: the annotation file or folder.
         images: images checked.
         negatives: images without any object.
-        boxes, clipped, dropped: boxes kept (clipped ones included), clipped to the image, and dropped
-            as degenerate or outside the image (``dataset.report``).
+        boxes: boxes in the checked images (clipped ones included).
+        clipped, dropped: boxes clipped to the image, and dropped as degenerate or outside the image, while
+            the dataset loaded its annotations (``dataset.report``).
         classes: objects per class name (crowd and difficult objects included).
         ignored: crowd and VOC difficult objects (evaluation ignores them, training drops them).
         max_objects: the most objects in one image, and ``densest`` the image that has them.
@@ -115,7 +116,7 @@ def check_data(dataset: DetectionDataset, *, min_size: int = 800, max_size: int 
     """
     dataset = check_dataset(dataset)
     report = dataset.report
-    result = DataCheck(str(report.source), min_size, max_size, boxes=report.boxes, clipped=report.clipped, dropped=report.dropped)
+    result = DataCheck(str(report.source), min_size, max_size, clipped=report.clipped, dropped=report.dropped)
     result.images = len(dataset)
     for index in range(len(dataset)):
         target = dataset.target(index)
@@ -125,6 +126,7 @@ def check_data(dataset: DetectionDataset, *, min_size: int = 800, max_size: int 
             result.errors.append(str(e))
             continue
         n = int(target["boxes"].shape[0])
+        result.boxes += n
         result.negatives += n == 0
         if n > result.max_objects:
             result.max_objects, result.densest = n, _name(dataset, index)
