@@ -158,3 +158,32 @@ def test_variance_components_against_sums_of_squares():
     assert variance_components([[1.0, 2.0], [1.0, 2.0]])["sd_between"] == 0.0
     with pytest.raises(ValueError, match=r"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes \[2, 1\]"):
         variance_components([[1.0, 2.0], [1.0]])
+
+
+def test_processes_sharing_a_cache_train_each_run_once(tmp_path):
+    """Two workers on one cache (threads here; the lock is flock, as between processes) split the runs."""
+    import threading
+    import time
+
+    from crnas.search.audit import StandaloneJob, run_jobs
+
+    jobs = [StandaloneJob({"blocks": [i, 1, 1, 1], "dilations": [1]}, 0, 3, "t", "e", {}, {}) for i in range(6)]
+    calls: list[tuple[int, str]] = []
+
+    def trainer(name):
+        def train(job, run_dir, progress):
+            calls.append((job.architecture["blocks"][0], name))
+            time.sleep(0.05)
+            return {"AP": 0.1 * job.architecture["blocks"][0]}
+
+        return train
+
+    cache = StandaloneCache(tmp_path / "cache")
+    workers = [threading.Thread(target=run_jobs, args=(jobs, cache, trainer(n)), kwargs={"progress": False}) for n in "ab"]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(i for i, _ in calls) == list(range(6))  # every run trained exactly once
+    assert {n for _, n in calls} == {"a", "b"}  # by both workers
+    assert [cache.get(j)["AP"] for j in jobs] == pytest.approx([0.1 * i for i in range(6)])

@@ -19,6 +19,7 @@ of several searches on the same data train each architecture once. Every run is 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -370,14 +371,30 @@ def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_s
 
 
 def run_jobs(jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Trainer, *, progress: bool = True) -> None:
-    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint)."""
+    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint).
+
+    Each run holds an exclusive lock (``flock`` on ``run_dir/.lock``) while it trains, so several
+    processes — audits of different searches, or the same command started once per core — can share one
+    cache: each trains the runs no other process holds, then waits for the ones still being trained."""
     pending = [j for j in jobs if cache.get(j) is None]
-    for job in tqdm(pending, desc="stand-alone", unit="run", disable=not progress):
-        run_dir = cache.run_dir(job)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = trainer(job, run_dir, progress)
-        cache.put(job, metrics)
-        logger.info("stand-alone %s %s seed %d: AP %.4f", job.architecture["blocks"], job.architecture["dilations"], job.seed, metrics["AP"])
+    bar = tqdm(total=len(pending), desc="stand-alone", unit="run", disable=not progress)
+    for blocking in (False, True):  # first the runs nobody holds, then wait for the others' runs
+        for job in pending:
+            run_dir = cache.run_dir(job)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with open(run_dir / ".lock", "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    continue  # another process trains it now
+                if cache.get(job) is not None:
+                    continue  # trained by another process meanwhile
+                metrics = trainer(job, run_dir, progress)
+                cache.put(job, metrics)
+            bar.update()
+            logger.info("stand-alone %s %s seed %d: AP %.4f", job.architecture["blocks"], job.architecture["dilations"], job.seed, metrics["AP"])
+        pending = [j for j in pending if cache.get(j) is None]
+    bar.close()
 
 
 def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> AuditPlan:
