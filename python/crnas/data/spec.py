@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from crnas.data.base import DetectionDataset
+from crnas.data.coco import CocoDataset
+from crnas.data.synthetic import SyntheticDetection
+from crnas.data.voc import VOCDataset
 
 __all__ = ["load_dataset"]
 
@@ -13,8 +16,6 @@ def load_dataset(spec: dict[str, Any]) -> DetectionDataset:
     """The dataset a spec describes: ``{"kind": "synthetic", "num_images", "image_size", "seed", "sizes",
     "size_reference"}`` (a spec without ``sizes`` predates the COCO size mix: ``"log-uniform"``),
     ``{"kind": "coco", "ann_file", "image_root"}`` or ``{"kind": "voc", "root", "image_set"}``."""
-    from crnas.data import CocoDataset, SyntheticDetection, VOCDataset
-
     kind = spec.get("kind")
     if kind == "synthetic":
         size = int(spec["image_size"])

@@ -21,10 +21,17 @@ from typing import Any
 
 import torch
 
+from crnas.arch import Architecture
 from crnas.data import DetectionSubset, split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
+from crnas.detection import detection_limit
+from crnas.eval import collect_detections
+from crnas.search.callbacks import PathSampler, StageSampler
 from crnas.search.config import SearchConfig
+from crnas.search.scoring import recalibrate_bn
+from crnas.search.supernet import build_supernet_detector, supernet_of
+from crnas.train import train_detector
 
 __all__ = ["Phase", "SearchEstimate", "estimate_search"]
 
@@ -92,7 +99,6 @@ def _sync(device: str) -> None:
 
 
 def _time_training(config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, callback: Any, steps: int) -> float:
-    from crnas.train import train_detector
 
     clock = _StepClock()
     train_detector(
@@ -106,8 +112,6 @@ def _time_scoring(
     model: torch.nn.Module, archtrain: DetectionDataset, archval: DetectionDataset, config: SearchConfig, before: Any
 ) -> tuple[float, float]:
     """Seconds of BatchNorm recalibration on one archtrain batch and of detection on one archval batch."""
-    from crnas.eval import collect_detections
-    from crnas.search.scoring import recalibrate_bn
 
     n = config.eval_batch_size
     recal = [[archtrain.load_image(i).to(config.device) for i in range(min(n, len(archtrain)))]]
@@ -127,10 +131,6 @@ def _time_scoring(
 
 def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: int = 3) -> SearchEstimate:
     """Estimate the phases of the search ``config`` on ``dataset`` from ``steps`` timed iterations of each supernet (after one warm-up iteration)."""
-    from crnas import Architecture
-    from crnas.detection import detection_limit
-    from crnas.search.callbacks import PathSampler, StageSampler
-    from crnas.search.supernet import build_supernet_detector, supernet_of
 
     if steps < 1:
         raise ValueError(f"steps: expected an int >= 1, got {steps}")
