@@ -168,3 +168,28 @@ def test_tiny_end_to_end_audit(reference, tmp_path):
     assert len(fig.axes) == 2 and (tmp_path / "audit.png").stat().st_size > 0
     # the winner's all-dilation-1 network is trained once for both audits
     assert "Kendall tau" in proc.stdout and len(list((tmp_path / "cache").iterdir())) == 3 + len(dilation["pairs"]) - 1
+
+
+def test_pretrained_supernet(tmp_path, caplog):
+    """--weights-backbone FILE: the stage supernet starts from the file (logged with the mapping's
+    report), and the audit's stand-alone runs are keyed by the file's content."""
+    import logging
+
+    from crnas.arch import get_architecture
+    from crnas.cli.common import load_dataset
+    from crnas.models import build
+    from crnas.search import preset, run_search
+    from crnas.search.audit import job_factory
+
+    weights = tmp_path / "resnet18.pt"
+    torch.save(build(get_architecture("resnet18", width=0.125), num_classes=1000).state_dict(), weights)
+    config = preset("tiny", family="resnet18", stage_iterations=2, op_iterations=2, data=dict(num_images=24), weights_backbone=str(weights))
+    dataset = load_dataset({**config.data, "seed": 0})
+    with caplog.at_level(logging.INFO, logger="crnas.search.driver"):
+        run_search(config, dataset, tmp_path / "run", progress=False)
+    assert any(f"stage supernet initialised from {weights}: InheritReport:" in r.message for r in caplog.records)
+    entry = ([2, 2, 2, 2], [1] * 8, 0.0, 1)
+    (job,) = job_factory(config, dataset, dataset, 3, [0])(entry)
+    assert job.detector["weights_backbone"].startswith("sha256:")
+    (scratch,) = job_factory(preset("tiny", family="resnet18"), dataset, dataset, 3, [0])(entry)
+    assert "weights_backbone" not in scratch.detector  # runs from scratch keep their cache keys

@@ -106,3 +106,33 @@ def test_joint_scoring_of_one_candidate_is_one_by_one_scoring():
     several = [[1, 1, 1], [2, 3, 1], [3, 2, 2]]
     joint, single = scorer.score_candidates(several, 2, joint=True), scorer.score_candidates(several, 2, joint=False)
     assert len(joint) == len(single) == 3 and all(0 <= m["AP"] <= 1 for m in joint)
+
+
+@pytest.mark.parametrize("family", sorted(SPACES))
+def test_inherited_supernet_gives_each_subnetwork_what_inherit_gives_its_model(family, tmp_path):
+    """SuperNet.inherit (a state-dict file of the family's network): every allocation's weights equal
+    those crnas.models.weights.inherit gives the plain model of that allocation (where it gives any: a
+    block with no source counterpart keeps its initialisation, which differs between the two)."""
+    from crnas.arch import get_architecture
+    from crnas.models import build
+    from crnas.models.weights import inherit
+
+    space = SPACES[family]()
+    torch.manual_seed(5)
+    source = build(get_architecture(family, width=space.width), num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "backbone.pt")
+    supernet = supernet_of(small_detector(space))
+    report = supernet.inherit(tmp_path / "backbone.pt")
+    assert report.copied and report.adapted  # the first blocks copied, the repeated ones adapted
+    for blocks in [space.allocations()[0], space.allocations()[-1]]:
+        arch = space.architecture(blocks)
+        plain = build(arch)
+        plain_report = inherit(plain, source.state_dict())
+        mine, theirs = supernet.subnet_state_dict(arch), plain.state_dict()
+        taken = [k for k in [*plain_report.copied, *plain_report.adapted] if k in mine]
+        missing = {k.split(".")[0] for k in [*plain_report.copied, *plain_report.adapted] if k not in mine}
+        assert missing <= {"fc", "classifier"}  # the supernet has every inherited tensor but the classifier's
+        for key in taken:
+            torch.testing.assert_close(mine[key], theirs[key], rtol=0, atol=0, msg=key)
+    with pytest.raises(FileNotFoundError, match="weights_backbone: expected 'torchvision', a WeightsEnum or a state-dict file"):
+        supernet.inherit(tmp_path / "missing.pt")

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
     parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
     parser.add_argument(
+        "--weights-backbone", metavar="WEIGHTS",
+        help="start the supernet from backbone weights: 'torchvision' (ImageNet) or a state-dict file of the family's network "
+        "(docs/design.md#supernet-init)",
+    )
+    parser.add_argument(
         "--stage-sampling", choices=SAMPLINGS,
         help="stage supernet: allocations drawn uniformly (default) or balanced per stage depth (docs/design.md#stage-sampling)",
     )
@@ -87,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
-        per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, data=spec,
+        per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling,
+        weights_backbone=args.weights_backbone, data=spec,
     )
     check_device(config.device)
     dataset = load_dataset(spec)

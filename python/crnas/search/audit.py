@@ -350,15 +350,18 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
 
 def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset) -> Trainer:
     """Trains on ``train_set`` with :func:`crnas.train.train_detector` (the search's detector settings and
-    schedule) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
+    schedule; from the search's ``weights_backbone`` if it had one, with torchvision's fine-tuning
+    defaults for a pretrained backbone) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
 
     classes = len(train_set.classes) + 1
+    pretrained = {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {}
 
     def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
         torch.manual_seed(job.seed)
         model = build_detector(
             config.detector, get_architecture(job.architecture), num_classes=classes, fpn_channels=config.fpn_channels,
-            representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
+            representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **pretrained,
+            **config.detector_kwargs,
         )
         train_detector(
             model, train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
@@ -457,6 +460,11 @@ def job_factory(
         "representation_size": config.representation_size, "min_size": config.min_size, "max_size": config.max_size,
         "detector_kwargs": config.detector_kwargs,
     }
+    if config.weights_backbone is not None:  # absent otherwise, so the keys of runs from scratch stay as they were
+        weights = Path(config.weights_backbone)
+        detector["weights_backbone"] = (
+            "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else config.weights_backbone
+        )
     schedule = {"batch_size": config.batch_size, "lr_per_image": config.lr_per_image, "warmup": config.lr_warmup}
 
     def jobs(entry: Entry) -> list[StandaloneJob]:

@@ -62,6 +62,10 @@ class SearchConfig:
     #: How the stage supernet draws its allocation per step (``crnas.arch.SAMPLINGS``): ``uniform`` over the
     #: feasible allocations (the paper's) or ``balanced`` per stage depth (docs/design.md#stage-sampling).
     stage_sampling: str = "uniform"
+    #: Initialise the stage supernet (and so the operation supernet) from these backbone weights —
+    #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
+    #: ``crnas.models.weights.inherit``, as DetNAS does; the audit's stand-alone runs start from them too.
+    weights_backbone: str | None = None
     arch_lr: float = 3e-3
     val_fraction: float = 0.05
     seed: int = 0

@@ -147,6 +147,9 @@ def run_search(
     # 1. stage supernet
     stage_dir = out / "stage_supernet"
     model = _supernet(config, space, num_classes)
+    if config.weights_backbone is not None:
+        report = supernet_of(model).inherit(config.weights_backbone)
+        logger.info("stage supernet initialised from %s: %s", config.weights_backbone, report)
     _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed, config.stage_sampling)], progress)
     timing = {"stage_supernet_s": time.time() - started}
 

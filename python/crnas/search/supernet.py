@@ -26,6 +26,7 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 from crnas.arch import DILATIONS, Architecture, StageSpace
 from crnas.detection import assemble_detector, build_detector, fpn_extra_blocks, fpn_returned_layers
 from crnas.models import CRMobileNetV2, build
+from crnas.models.weights import InheritReport, inherit, torchvision_state_dict
 from crnas.nn import MultiDilationConv2d
 
 __all__ = [
@@ -119,6 +120,7 @@ class SuperNet(nn.Module):
         self.dilations = tuple(dilations)
         self.returned_layers = tuple(returned_layers)
         max_arch = space.architecture([max(c) for c in space.choices])
+        self.full_architecture = max_arch  # every block of every stage: the supernet's own layout
         template = build(max_arch, norm_layer=norm_layer)
         self.stage_channels = list(template.stage_channels)
         self.mobilenet = isinstance(template, CRMobileNetV2)
@@ -221,6 +223,22 @@ class SuperNet(nn.Module):
             if int(idx) in mapping:
                 out[f"features.{mapping[int(idx)]}.{rest}"] = v
         return out
+
+    def inherit(self, weights: Any, *, source_arch: Any = None) -> InheritReport:
+        """Initialise every block from a checkpoint of the space's family (``weights`` as in
+        :func:`crnas.models.weights.torchvision_state_dict`: ``"torchvision"``, a state-dict file, a
+        state dict), by :func:`crnas.models.weights.inherit`'s block mapping applied to the full-depth
+        network (a stage deeper than the source's repeats its non-first blocks cyclically), as DetNAS
+        starts its supernet from ImageNet weights. Returns the mapping's report."""
+        full = build(self.full_architecture)
+        report = inherit(full, torchvision_state_dict(self.full_architecture.family, weights), source_arch=source_arch)
+        mine = self.subnet_state_dict(self.full_architecture)  # this supernet's tensors, under full's names
+        taken = set(report.copied) | set(report.adapted)
+        with torch.no_grad():
+            for key, value in full.state_dict().items():
+                if key in taken and key in mine:
+                    mine[key].copy_(value)
+        return report
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         if self.mobilenet:
