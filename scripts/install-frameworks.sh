@@ -6,6 +6,8 @@
 # Both are C++ extensions built against the installed torch, so their wheels are kept in a cache
 # outside the repository, one directory per torch release and Python version, and built only once:
 #   ${CRNAS_WHEEL_CACHE:-~/.cache/crnas/wheels}/torch-<version>-cp<XY>/
+# (not in pip's own wheel cache, which is keyed by the sdist alone and would hand a wheel built against
+# another torch back).
 # Their runtime dependencies are pinned in requirements/dev.txt: the wheels are installed with
 # --no-index, so a dependency missing there fails the install instead of pulling an unpinned one.
 # Build parallelism: MAX_JOBS (torch.utils.cpp_extension's variable; ninja from requirements/dev.txt).
@@ -36,13 +38,13 @@ if ! have_wheel "mmcv-$MMCV_VERSION"; then
     echo "install-frameworks: building mmcv $MMCV_VERSION with CPU ops for $tag (once; cached in $wheels)"
     # --no-build-isolation: the build needs the installed torch; its setup.py imports pkg_resources (setuptools < 81,
     # pinned in requirements/dev.txt)
-    MMCV_WITH_OPS=1 FORCE_CUDA=0 "$PYTHON" -m pip wheel --no-deps --no-build-isolation \
+    MMCV_WITH_OPS=1 FORCE_CUDA=0 "$PYTHON" -m pip wheel --no-deps --no-build-isolation --no-cache-dir \
         --no-binary mmcv "mmcv==$MMCV_VERSION" -w "$tmp/mmcv"
     mv "$tmp"/mmcv/mmcv-*.whl "$wheels/"
 fi
 if ! have_wheel "detectron2-$d2_version"; then
     echo "install-frameworks: building detectron2 $d2_version for $tag (once; cached in $wheels)"
-    D2_VERSION_SUFFIX="+$d2_commit" FORCE_CUDA=0 "$PYTHON" -m pip wheel --no-deps --no-build-isolation \
+    D2_VERSION_SUFFIX="+$d2_commit" FORCE_CUDA=0 "$PYTHON" -m pip wheel --no-deps --no-build-isolation --no-cache-dir \
         "$DETECTRON2_TARBALL" -w "$tmp/detectron2"
     mv "$tmp"/detectron2/detectron2-*.whl "$wheels/"
 fi
