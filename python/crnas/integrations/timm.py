@@ -16,7 +16,7 @@ Extra keyword arguments of ``timm.create_model`` understood by these models: ``a
 architecture of the same family: name, JSON, dict or ``result.json`` path), ``width`` (channel
 multiplier), ``weights_backbone`` (``"torchvision"``, a torchvision ``WeightsEnum`` or a state-dict
 path, inherited with :func:`crnas.weights.inherit`; the report is ``model.inherit_report``),
-``norm_layer``, ``drop_rate``, ``global_pool``, ``in_chans``, ``num_classes``.
+``norm_layer``, ``drop_rate``, ``global_pool``, ``in_chans``, ``num_classes``, and timm's ``device``/``dtype``.
 
 .. note:: crnas publishes no trained weights, so ``pretrained=True`` raises; use ``weights_backbone=``
    (ImageNet weights of the family, mapped block by block) or timm's ``checkpoint_path=``.
@@ -179,7 +179,8 @@ class TimmCRResNet(CRResNet):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new, freshly initialised classifier (``fc``) of ``num_classes`` (0: none), on the model's device
-        and dtype."""
+        and dtype; ``global_pool=None`` keeps the current pooling ('avg' when there is none and
+        ``num_classes > 0``)."""
         pool = _pool(global_pool, num_classes, _pool_type(self.avgpool))
         self.avgpool = _like(pool, self, self.conv1.weight)  # keeps torchvision's name (and its position among the children)
         self.num_classes = num_classes
