@@ -1,4 +1,6 @@
-# make test  - create/refresh .venv, build the native core, run cargo and Python tests
+# make test  - create/refresh .venv, build the native core, install the detection frameworks the
+#              integration tests run against (built once, wheels cached outside the repository), run
+#              cargo and Python tests
 # make demo  - same set-up, then the main job (the search) on the built-in synthetic dataset
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,8 +14,9 @@ export PYO3_PYTHON := $(VIRTUAL_ENV)/bin/python
 export PYO3_ENVIRONMENT_SIGNATURE := $(shell $(PYTHON) -c 'import sys; print(f"cpython-{sys.version_info[0]}.{sys.version_info[1]}-64bit")')
 
 STAMP := $(VENV)/.deps-installed
+FRAMEWORKS_STAMP := $(VENV)/.frameworks-installed
 
-.PHONY: venv build test test-rust test-python demo bench lint wheel check-packaging clean
+.PHONY: venv frameworks build test test-rust test-python demo bench lint wheel check-packaging clean
 
 $(STAMP): requirements/dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +26,22 @@ $(STAMP): requirements/dev.txt
 
 venv: $(STAMP)
 
+# mmcv with its CPU ops and detectron2 (C++ extensions against the venv's torch; the first build takes
+# long, later ones reuse the wheels in ~/.cache/crnas/wheels), and timm's own model tests.
+$(FRAMEWORKS_STAMP): $(STAMP) scripts/install-frameworks.sh scripts/fetch-timm-tests.sh
+	PYTHON=$(VENV)/bin/python scripts/install-frameworks.sh
+	PYTHON=$(VENV)/bin/python scripts/fetch-timm-tests.sh
+	touch $@
+
+frameworks: $(FRAMEWORKS_STAMP)
+
 build: venv
 	maturin develop --release
 
 test-rust: build
 	cargo test --release
 
-test-python: build
+test-python: build frameworks
 	python -m pytest
 
 test: test-rust test-python

@@ -10,11 +10,12 @@
 # It creates <dir>/venv with that Python and torch, copies the tracked sources to <dir>/src with
 # Cargo.toml and pyproject.toml pinned to the matching tch / torch / torchvision, and writes the wheel
 # to <dir>/dist. With --test it installs the wheel and the test requirements into <dir>/venv and runs
-# the CPU test suite from <dir>/src against that build. Needs the Python version (python3.12 on PATH or
-# through pyenv), a Rust toolchain and network access to PyPI and crates.io.
+# the CPU test suite from <dir>/src against that build (with mmcv and detectron2 built for that torch by
+# scripts/install-frameworks.sh). Needs the Python version (python3.12 on PATH or through pyenv), a Rust
+# toolchain and network access to PyPI and crates.io.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 TORCH="$1"; shift
 PY=""; DIR=""; TEST=0
@@ -80,5 +81,8 @@ if [ "$TEST" = 1 ]; then
   grep -vE '^(torch|torchvision)==' "$SRC/requirements/dev.txt" > "$DIR/requirements-test.txt"
   python -m pip install --quiet -r "$DIR/requirements-test.txt"
   python -m pip install --quiet --force-reinstall --no-deps "$WHEEL"
+  # mmcv and detectron2 built against this torch (wheels cached per torch release), timm's model tests
+  DETECTRON2_TARBALL="$(cd "$ROOT/.." && pwd)/shared/vendor/detectron2-02b5c4e.tar.gz" PYTHON=python "$SRC/scripts/install-frameworks.sh"
+  PYTHON=python "$SRC/scripts/fetch-timm-tests.sh" >/dev/null
   (cd "$SRC" && python -m pytest tests)
 fi

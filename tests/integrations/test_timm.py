@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import warnings
 
+import crnas.integrations.timm as crnas_timm
 import pytest
+import timm
 import torch
-
-timm = pytest.importorskip("timm")
-crnas_timm = pytest.importorskip("crnas.integrations.timm")
-
 from crnas.models import build
 
 WIDTH = 0.125
@@ -176,3 +174,18 @@ def test_searched_architecture_through_arch():
 def test_invalid_out_indices(out_indices, match):
     with pytest.raises(ValueError, match=match):
         timm.create_model("cr_resnet50", width=WIDTH, features_only=True, out_indices=out_indices)
+
+
+@pytest.mark.parametrize("name", ["cr_resnet50", "crnas_mobilenet_v2"])
+def test_device_dtype_and_new_heads_follow_the_model(name):
+    model = timm.create_model(name, width=WIDTH, device="meta", dtype=torch.float64).eval()
+    tensors = [*model.parameters(), *model.buffers()]
+    assert all(t.device.type == "meta" for t in tensors)
+    assert all(t.dtype == torch.float64 for t in tensors if t.is_floating_point())
+    model.reset_classifier(0, "")
+    model.reset_classifier(3)  # keeps the current pooling; with none, average (a classifier needs pooled features)
+    classifier = model.get_classifier()
+    assert [p.shape[0] for p in classifier.parameters()] == [3, 3]
+    assert all(p.device.type == "meta" and p.dtype == torch.float64 for p in classifier.parameters())
+    assert not any(m.training for m in model.modules())
+    assert model(torch.randn(2, 3, 64, 64, device="meta", dtype=torch.float64)).shape == (2, 3)

@@ -16,7 +16,7 @@ Extra keyword arguments of ``timm.create_model`` understood by these models: ``a
 architecture of the same family: name, JSON, dict or ``result.json`` path), ``width`` (channel
 multiplier), ``weights_backbone`` (``"torchvision"``, a torchvision ``WeightsEnum`` or a state-dict
 path, inherited with :func:`crnas.weights.inherit`; the report is ``model.inherit_report``),
-``norm_layer``, ``drop_rate``, ``global_pool``, ``in_chans``, ``num_classes``.
+``norm_layer``, ``drop_rate``, ``global_pool``, ``in_chans``, ``num_classes``, and timm's ``device``/``dtype``.
 
 .. note:: crnas publishes no trained weights, so ``pretrained=True`` raises; use ``weights_backbone=``
    (ImageNet weights of the family, mapped block by block) or timm's ``checkpoint_path=``.
@@ -28,11 +28,14 @@ path, inherited with :func:`crnas.weights.inherit`; the report is ``model.inheri
    their weights.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: torch.fx copies the annotation of ``forward``'s
+# argument into the traced module's code, and TorchScript cannot resolve a string one (timm's
+# ``test_model_forward_fx_torchscript``: ``Unknown type name '_Tensor_'``).
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import SelectAdaptivePool2d
@@ -86,12 +89,32 @@ def _take_indices(indices: int | Sequence[int] | None, name: str = "indices") ->
     return take, max(take)
 
 
-def _pool(global_pool: str, num_classes: int) -> SelectAdaptivePool2d:
+def _pool(global_pool: str | None, num_classes: int, current: str) -> SelectAdaptivePool2d:
+    """The pooling of a new head: ``global_pool``, or for ``None`` the ``current`` one ('avg' when there is
+    none and the head has a classifier, which needs pooled features)."""
+    if global_pool is None:
+        global_pool = current or ("avg" if num_classes else "")
     if global_pool not in _POOL_TYPES:
         raise ValueError(f"global_pool: expected one of {_POOL_TYPES}, got {global_pool!r}")
     if not global_pool and num_classes:
         raise ValueError(f"global_pool: '' (no pooling) needs num_classes=0, got num_classes={num_classes}")
     return SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
+
+
+def _pool_type(pool: nn.Module | None) -> str:
+    """The pool type of a head's pooling (torchvision's ``AdaptiveAvgPool2d`` before the first head: 'avg')."""
+    return pool.pool_type if isinstance(pool, SelectAdaptivePool2d) else "avg"
+
+
+def _on_device(device: torch.device | str | None) -> Any:
+    """A context creating tensors on ``device`` (timm's ``device=`` factory argument); nothing for ``None``."""
+    return torch.device(device) if device is not None else nullcontext()
+
+
+def _like(module: nn.Module, model: nn.Module, reference: Tensor) -> nn.Module:
+    """``module`` on ``reference``'s device and dtype, in ``model``'s train/eval mode (a new head joins the
+    model as it is now)."""
+    return module.to(device=reference.device, dtype=reference.dtype).train(model.training)
 
 
 def _inherit(model: nn.Module, weights_backbone: Any, progress: bool) -> None:
@@ -116,6 +139,8 @@ class TimmCRResNet(CRResNet):
         width: channel multiplier overriding the architecture's.
         weights_backbone: inherit ImageNet weights of the family (see the module docstring).
         progress: show the download progress of ``weights_backbone``.
+        device, dtype: where and in which floating-point type the parameters are created (timm's factory
+            arguments; ``device="meta"`` allocates nothing).
     """
 
     def __init__(
@@ -129,11 +154,14 @@ class TimmCRResNet(CRResNet):
         width: float | None = None,
         weights_backbone: Any = None,
         progress: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         arch = architecture(arch, width, resnet_only=True, hint="; use crnas_mobilenet_v2 for MobileNetV2")
-        super().__init__(arch.layout(), norm_layer=norm_layer)
+        with _on_device(device):
+            super().__init__(arch.layout(), norm_layer=norm_layer)
+            self.conv1 = stem_conv(self.conv1, in_chans)
         self.architecture = arch
-        self.conv1 = stem_conv(self.conv1, in_chans)
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.num_features = self.head_hidden_size = self.stage_channels[-1]
@@ -142,6 +170,7 @@ class TimmCRResNet(CRResNet):
             {"num_chs": c, "reduction": s, "module": f"layer{i + 1}"}
             for i, (c, s) in enumerate(zip(self.stage_channels, STAGE_STRIDES))
         ]
+        self.to(dtype=dtype)
         self.reset_classifier(num_classes, global_pool)
         _inherit(self, weights_backbone, progress)
 
@@ -149,11 +178,14 @@ class TimmCRResNet(CRResNet):
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A new, freshly initialised classifier (``fc``) of ``num_classes`` (0: none)."""
-        pool = _pool(global_pool if global_pool is not None else self.avgpool.pool_type, num_classes)
-        self.avgpool = pool  # keeps torchvision's name (and its position among the children)
+        """A new, freshly initialised classifier (``fc``) of ``num_classes`` (0: none), on the model's device
+        and dtype; ``global_pool=None`` keeps the current pooling ('avg' when there is none and
+        ``num_classes > 0``)."""
+        pool = _pool(global_pool, num_classes, _pool_type(self.avgpool))
+        self.avgpool = _like(pool, self, self.conv1.weight)  # keeps torchvision's name (and its position among the children)
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features * pool.feat_mult(), num_classes) if num_classes else nn.Identity()
+        fc = nn.Linear(self.num_features * pool.feat_mult(), num_classes) if num_classes else nn.Identity()
+        self.fc = _like(fc, self, self.conv1.weight)
 
     def forward_features(self, x: Tensor) -> Tensor:  # type: ignore[override]
         """The C5 feature map ``Tensor[N, C5, H/32, W/32]`` (timm's meaning of ``forward_features``)."""
@@ -229,13 +261,16 @@ class TimmCRMobileNetV2(CRMobileNetV2):
         width: float | None = None,
         weights_backbone: Any = None,
         progress: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         arch = architecture(arch, width)
         if arch.family != "mobilenet_v2":
             raise ValueError(f"arch: expected a mobilenet_v2 architecture, got family {arch.family!r}")
-        super().__init__(arch.layout(), norm_layer=norm_layer, dropout=drop_rate)
+        with _on_device(device):
+            super().__init__(arch.layout(), norm_layer=norm_layer, dropout=drop_rate)
+            self.features[0][0] = stem_conv(self.features[0][0], in_chans)
         self.architecture = arch
-        self.features[0][0] = stem_conv(self.features[0][0], in_chans)
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.num_features = self.head_hidden_size = self.last_channel
@@ -243,6 +278,7 @@ class TimmCRMobileNetV2(CRMobileNetV2):
             {"num_chs": c, "reduction": s, "module": f"features.{e}"}
             for c, s, e in zip(self.stage_channels, STAGE_STRIDES, self.stage_ends)
         ]
+        self.to(dtype=dtype)
         self.reset_classifier(num_classes, global_pool)
         _inherit(self, weights_backbone, progress)
 
@@ -250,18 +286,19 @@ class TimmCRMobileNetV2(CRMobileNetV2):
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A new classifier (``Dropout`` + ``Linear`` as torchvision's, initialised alike) of ``num_classes``."""
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool = _pool(global_pool, num_classes)
+        """A new classifier (``Dropout`` + ``Linear`` as torchvision's, initialised alike) of ``num_classes``, on
+        the model's device and dtype."""
+        stem = self.features[0][0].weight
+        pool = _pool(global_pool, num_classes, _pool_type(getattr(self, "global_pool", None)))
+        self.global_pool = _like(pool, self, stem)
         self.num_classes = num_classes
         if num_classes:
             linear = nn.Linear(self.num_features * self.global_pool.feat_mult(), num_classes)
             nn.init.normal_(linear.weight, 0, 0.01)
             nn.init.zeros_(linear.bias)
-            self.classifier = nn.Sequential(nn.Dropout(p=self.drop_rate), linear)
+            self.classifier = _like(nn.Sequential(nn.Dropout(p=self.drop_rate), linear), self, stem)
         else:
-            self.classifier = nn.Identity()
+            self.classifier = _like(nn.Identity(), self, stem)
 
     def forward_features(self, x: Tensor) -> Tensor:  # type: ignore[override]
         """The C5 feature map ``Tensor[N, 1280, H/32, W/32]``, after the final 1×1 convolution (timm's meaning of
