@@ -136,11 +136,13 @@ def test_from_json(tmp_path):
 
 @pytest.mark.parametrize("name", ["cr_resnet50", "mobilenet_v2"])
 def test_final_models_export(name, tmp_path):
-    """A final model is standard layers only: TorchScript, torch.export and ONNX all work."""
+    """A final model is standard layers only: TorchScript (also of its FX trace), torch.export and ONNX all work."""
     model = models.get_model(name, width=0.125 if name != "mobilenet_v2" else 0.25, num_classes=5).eval()
     x = torch.randn(1, 3, 64, 64)
     expected = model(x)
     torch.testing.assert_close(torch.jit.script(model)(x), expected)
+    # FX-traced then scripted (as timm's tests and FX-based tools do): needs runtime, not string, annotations
+    torch.testing.assert_close(torch.jit.script(torch.fx.symbolic_trace(model))(x), expected)
     exported = torch.export.export(model, (x,))
     torch.testing.assert_close(exported.module()(x), expected)
     onnxruntime = pytest.importorskip("onnxruntime")

@@ -8,7 +8,6 @@ C2 = 24 channels, C3 = 32, C4 = 64 + 96, C5 = 160 + 320 and the final 1×1 convo
 (``features[-1]``).
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any

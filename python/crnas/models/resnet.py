@@ -8,7 +8,6 @@ torchvision's ResNet (V1.5: stride on the 3×3): the same module names (``conv1`
 initialisation and state-dict keys, so torchvision's detection utilities and checkpoints work unchanged.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
