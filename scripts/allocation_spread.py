@@ -16,7 +16,7 @@ counts), so that the picks cover the space evenly without any supernet.
 With ``--searches DIR [DIR ...]`` (searches of the same preset on the same kind of data, e.g. one per
 supernet recipe) the stand-alone AP is the ground truth each search's ranking is checked against:
 each search's pick is trained too, and for each search the script reports Kendall τ and Spearman ρ
-(bootstrap CIs, as ``crnas audit``) between its supernet AP and the stand-alone AP over the
+(bootstrap CIs; ``crnas.search.audit.ranking_audit``, as ``crnas audit``) between its supernet AP and the stand-alone AP over the
 allocations, the top-3 overlap, and its pick's stand-alone AP against the baseline's. One ground truth
 serves every recipe, so comparing recipes costs one search each. Stand-alone runs go through the
 audit's cache ($CRNAS_CACHE/standalone, shared with `crnas audit`): a killed run resumes, and rerunning
@@ -53,10 +53,11 @@ def main() -> None:
     from crnas.cli.common import add_data_arguments, data_spec, load_dataset
     from crnas.data import split
     from crnas.search.audit import (
+        Pair,
         StandaloneCache,
         default_cache_dir,
         job_factory,
-        rank_correlation,
+        ranking_audit,
         run_jobs,
         standalone_trainer,
         variance_components,
@@ -115,18 +116,20 @@ def main() -> None:
     stats = variance_components([r["AP"] for r in rows])
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
     checks = {}
-    for name, result in searches.items():
-        supernet = {tuple(a.blocks): 100 * a.metrics["AP"] for a in result.stage_search.allocations}
-        keys = [k for k in truth if k in supernet]
-        x, y = [supernet[k] for k in keys], [truth[k] for k in keys]
-        tau, rho = rank_correlation(x, y, "kendall", seed=0), rank_correlation(x, y, "spearman", seed=1)
-        top_x = {k for _, k in sorted(zip(x, keys), reverse=True)[:3]}
-        top_y = {k for _, k in sorted(zip(y, keys), reverse=True)[:3]}
-        pick = tuple(result.stage_search.best)
+    for name, result in searches.items():  # each search's ranking audited against the one ground truth
+        ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.stage_search.allocations)}
+        pairs = [
+            Pair(list(blocks), [1] * sum(blocks), ranked[blocks][1], float(np.mean([r["AP"] for r in runs])), runs, ranked[blocks][0])
+            for blocks, runs in ((b, [cache.get(j) for j in group]) for b, group in jobs.items())
+            if blocks in ranked
+        ]
+        audit = ranking_audit(pairs, list(result.stage_search.best), key=lambda p: p.blocks)
+        tau, rho = audit.kendall_tau, audit.spearman_rho
         checks[name] = {
             "stage_sampling": result.config.stage_sampling, "stage_iterations": result.config.stage_iterations,
             "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
-            "top3_overlap": len(top_x & top_y), "pick": list(pick), "pick_AP": truth[pick], "baseline_AP": truth[tuple(baseline)],
+            "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
+            "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth[tuple(baseline)],
         }
     summary = {
         "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,

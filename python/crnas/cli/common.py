@@ -53,7 +53,8 @@ def data_spec(
     args: argparse.Namespace, defaults: dict[str, Any] | None = None, *, resize: tuple[int, int] | None = None
 ) -> dict[str, Any]:
     """A JSON-able description of the data the arguments select; ``resize`` is the detector's
-    ``(min_size, max_size)``, at which the synthetic images' size mix is drawn."""
+    ``(min_size, max_size)``, at which the synthetic images' size mix is drawn (without it: the images'
+    own size, or what a preset completes, :func:`crnas.search.config.preset`)."""
     defaults = defaults or {}
     if args.coco:
         return {"kind": "coco", "ann_file": args.coco[0], "image_root": args.coco[1]}
@@ -62,9 +63,8 @@ def data_spec(
     if args.synthetic is not None or defaults.get("kind") == "synthetic":
         num = args.synthetic if args.synthetic not in (None, -1) else defaults.get("num_images", 512)
         size = args.image_size or defaults.get("image_size", 384)
-        reference = min(resize) if resize else size  # the short side of a square image after the resize
-        return {
-            "kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed,
-            "sizes": args.synthetic_sizes, "size_reference": reference,
-        }
+        spec = {"kind": "synthetic", "num_images": num, "image_size": size, "seed": args.data_seed, "sizes": args.synthetic_sizes}
+        if resize:
+            spec["size_reference"] = min(resize)  # the short side of a square image after the resize
+        return spec
     raise ValueError("data: expected one of --synthetic, --coco ANN IMAGES or --voc ROOT")

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")
     defaults = PRESETS[args.preset].get("data", {})
-    spec = data_spec(args, defaults, resize=(PRESETS[args.preset]["min_size"], PRESETS[args.preset]["max_size"]))
+    spec = data_spec(args, defaults)  # preset() sets the synthetic size mix's reference from its resize
     config = preset(
         args.preset,
         family=args.family, budget=args.budget, flops_tolerance=args.flops_tolerance, method=args.method, detector=args.detector,
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         weights_backbone=args.weights_backbone, data=spec,
     )
     check_device(config.device)
-    dataset = load_dataset(spec)
+    dataset = load_dataset(config.data)  # the spec as the search records it (completed by the preset)
     estimate: list[str] = []
     if args.dry_run or (not args.resume and int(os.environ.get("WORLD_SIZE", "1")) == 1):  # not under torchrun
         from crnas.search.estimate import estimate_search

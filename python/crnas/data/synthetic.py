@@ -166,6 +166,11 @@ class SyntheticDetection(DetectionDataset):
         self.max_objects = max_objects
         self.sizes = sizes
         self.size_reference = int(size_reference) if size_reference is not None else min(self.image_size)
+        # COCO's size ranges in √area at the reference, cut at 80% of its side; a range that no longer fits is never drawn
+        top = _MAX_SIDE_FRACTION * self.size_reference
+        self._ranges = [(lo, min(hi, top)) for lo, hi in zip(_SCALE_EDGES, (*_SCALE_EDGES[1:], top))]
+        weights = np.array([w if hi > lo else 0.0 for w, (lo, hi) in zip(COCO_SIZE_MIX, self._ranges)])
+        self._range_p = weights / weights.sum()
         self.classes = list(SHAPES[:num_classes])
         self.report = DataReport(f"SyntheticDetection(seed={seed})", images=self.num_images)
 
@@ -184,10 +189,8 @@ class SyntheticDetection(DetectionDataset):
         ``(None, 0)`` each for the log-uniform generator, which draws box sides instead."""
         if self.sizes == "log-uniform":
             return [(None, 0.0)] * count
-        top = _MAX_SIDE_FRACTION * self.size_reference
-        ranges = [(lo, min(hi, top)) for lo, hi in zip(_SCALE_EDGES, (*_SCALE_EDGES[1:], top))]
-        weights = np.array([w if hi > lo else 0.0 for w, (lo, hi) in zip(COCO_SIZE_MIX, ranges)])
-        kinds = rng.choice(len(ranges), size=count, p=weights / weights.sum())
+        ranges = self._ranges
+        kinds = rng.choice(len(ranges), size=count, p=self._range_p)
         to_image = min(self.image_size) / self.size_reference
         drawn = [(math.exp(rng.uniform(math.log(ranges[k][0]), math.log(ranges[k][1]))) * to_image, k) for k in kinds]
         return [(scale, (ranges[k][0] * to_image) ** 2 if k else 0.0) for scale, k in sorted(drawn, reverse=True)]

@@ -56,7 +56,7 @@ from crnas.train import CHECKPOINT_NAME, train_detector
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
     "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_trainer",
-    "run_jobs", "variance_components",
+    "run_jobs", "variance_components", "ranking_audit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -210,11 +210,16 @@ def rank_correlation(
     return Estimate(None if math.isnan(value) else float(value), ci)
 
 
-def _ranking_audit(pairs: list[Pair], pick: list[int], config: AuditConfig, seed: int, key: Callable[[Pair], list[int]]) -> RankingAudit:
+def ranking_audit(
+    pairs: list[Pair], pick: list[int], *, key: Callable[[Pair], list[int]], resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> RankingAudit:
+    """How well the supernet APs of ``pairs`` rank their stand-alone APs: τ and ρ with bootstrap CIs,
+    top-3 overlap, the regret of ``pick`` (``key(pair)`` of one of them), and with two or more seeds
+    the seed noise (:func:`variance_components`)."""
     sup = [p.supernet_AP for p in pairs]
     alone = [p.standalone_AP for p in pairs]
-    tau = rank_correlation(sup, alone, "kendall", resamples=config.resamples, level=config.level, seed=seed)
-    rho = rank_correlation(sup, alone, "spearman", resamples=config.resamples, level=config.level, seed=seed + 1)
+    tau = rank_correlation(sup, alone, "kendall", resamples=resamples, level=level, seed=seed)
+    rho = rank_correlation(sup, alone, "spearman", resamples=resamples, level=level, seed=seed + 1)
     top = lambda values: {tuple(key(p)) for _, p in sorted(zip(values, pairs), key=lambda vp: -vp[0])[:3]}  # noqa: E731
     picked = next(p for p in pairs if key(p) == pick)
     runs = [[r["AP"] for r in p.standalone_runs] for p in pairs]
@@ -512,11 +517,12 @@ def run_audit(
 
     result = setup.result
     seed = derive_seed(setup.config.seed, CORRELATION)
-    stage = _ranking_audit(pairs(setup.stage, setup.stage_jobs), result.stage_search.best, audit, seed, lambda p: p.blocks)
+    stats = {"resamples": audit.resamples, "level": audit.level}
+    stage = ranking_audit(pairs(setup.stage, setup.stage_jobs), result.stage_search.best, key=lambda p: p.blocks, seed=seed, **stats)
     dilation = None
     if setup.dilation:
-        dilation = _ranking_audit(
-            pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, audit, seed + 2, lambda p: p.dilations
+        dilation = ranking_audit(
+            pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, key=lambda p: p.dilations, seed=seed + 2, **stats
         )
     record = AuditRecord(
         stage=stage, dilation=dilation,
