@@ -124,6 +124,23 @@ def test_preset_data_defaults_complete_only_their_own_kind():
     assert preset("demo", data=dict(sizes="log-uniform")).data["sizes"] == "log-uniform"
 
 
+def test_quality_preset_is_the_demo_detector_with_the_measured_supernet_recipe():
+    from crnas.cli import main
+    from crnas.search import PRESETS, preset
+
+    quality, demo = preset("quality"), preset("demo")
+    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "data", "preset"}
+    differing = {k for k in quality.to_dict() if quality.to_dict()[k] != demo.to_dict()[k]}
+    assert differing == recipe  # same detector, data distribution and training; only the search recipe differs
+    assert (quality.stage_iterations, quality.op_iterations, quality.stage_sampling) == (2000, 1000, "balanced")
+    assert round(quality.data["num_images"] * quality.val_fraction) == 160  # the archval of docs/results.md
+    assert quality.data["size_reference"] == demo.data["size_reference"] == 192
+    for name in PRESETS:  # every preset is offered by the CLI
+        with pytest.raises(SystemExit) as exit_:
+            main(["search", "--synthetic", "--preset", name, "--out", "x", "--help"])
+        assert exit_.value.code == 0
+
+
 def test_stage_sampling_is_checked():
     from crnas.search import preset
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 
 from crnas.cli.common import add_data_arguments, data_spec, load_dataset
+from crnas.search.config import PRESETS, preset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--preset", choices=("tiny", "demo", "paper"), default="paper",
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="paper",
                         help="the search preset whose detector resize the size mix refers to (default paper: 800, 1333)")
     parser.add_argument("--min-size", type=int, help="detector resize: shorter side (default: the preset's)")
     parser.add_argument("--max-size", type=int, help="detector resize: longer side cap (default: the preset's)")
@@ -27,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crnas.data.check import check_data
-    from crnas.search.config import preset
 
     config = preset(args.preset)
     resize = (args.min_size or config.min_size, args.max_size or config.max_size)

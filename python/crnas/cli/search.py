@@ -21,6 +21,7 @@ from crnas.arch import DETECTORS, FAMILIES, SAMPLINGS
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
 from crnas.search.confidence import NOISE_ADVICE, Confidence
+from crnas.search.config import PRESETS, preset
 from crnas.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--flops-tol", type=float, dest="flops_tolerance", help="MACs within this fraction of the baseline's")
     parser.add_argument("--method", choices=("greedy", "differentiable"), default="greedy")
     parser.add_argument("--detector", choices=DETECTORS, default="faster_rcnn_fpn")
-    parser.add_argument("--preset", choices=("tiny", "demo", "paper"), default="demo")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="demo")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue the search in --out")
     parser.add_argument("--seed", type=int, default=0)
@@ -80,7 +81,6 @@ def _confidences(result: SearchResult) -> list[tuple[str, Confidence]]:
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
     from crnas.search import driver
-    from crnas.search.config import PRESETS, preset
 
     if not args.dry_run and args.out.exists() and (args.out / "config.json").exists() and not args.resume:
         raise CLIUsageError(f"{args.out} already holds a search: add --resume to continue it, or choose another --out")

@@ -123,8 +123,9 @@ _SMALL_HEADS = dict(
 )
 
 #: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
-#: ``paper`` (the paper's detector settings, for GPUs; docs/design.md#presets). They set width, image size, schedule
-#: lengths and batch sizes; the family, budget, data and method come from the user.
+#: ``quality`` (the supernet recipe measured in docs/results.md, on CPUs), ``paper`` (the paper's detector settings, for
+#: GPUs; docs/design.md#presets). They set width, image size, schedule lengths and batch sizes; the family, budget, data
+#: and method come from the user.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS, max_detections=50,
@@ -136,6 +137,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
         recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300,
         data=dict(kind="synthetic", num_images=320, image_size=256),
+    ),
+    # The demo's detector and data at 5x its stage-supernet iterations, a 160-image archval and balanced
+    # depth sampling (docs/results.md#quality); about an hour on 2 CPU cores (``--dry-run`` estimates yours).
+    "quality": dict(
+        width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
+        batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=2000, op_iterations=1000, checkpoint_every=100,
+        recal_batches=2, eval_batch_size=8, val_fraction=0.357, joint=False, bootstrap_resamples=300, stage_sampling="balanced",
+        data=dict(kind="synthetic", num_images=448, image_size=256),
     ),
     "paper": dict(
         width=1.0, min_size=800, max_size=1333, batch_size=16, lr_per_image=0.00125, stage_iterations=90_000,
