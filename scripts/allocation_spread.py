@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crnas.cli.common import data_spec, load_dataset
+from crnas.data import DetectionDataset, split
+from crnas.search.config import SearchConfig
 
 
 def farthest_point(allocations: list[list[int]], first: list[int], m: int) -> list[list[int]]:
@@ -48,10 +51,22 @@ def farthest_point(allocations: list[list[int]], first: list[int], m: int) -> li
     return picked
 
 
+def ground_truth_data(args: argparse.Namespace, config: SearchConfig) -> tuple[DetectionDataset, DetectionDataset]:
+    """(training set, evaluation set) of stand-alone runs: ``config``'s synthetic data at fresh data seeds
+    (the spec's seed + 1000 and + 1001, which no search with data seed < 1000 trained or scored on), or the
+    --coco / --voc data split by --holdout."""
+    resize = (config.min_size, config.max_size)
+    if args.coco or args.voc:
+        return split(load_dataset(data_spec(args, resize=resize)), args.holdout, 0)
+    spec = data_spec(args, config.data, resize=resize)
+    base = int(spec["seed"]) + 1000
+    train_set = load_dataset({**spec, "num_images": args.train_images, "seed": base})
+    return train_set, load_dataset({**spec, "num_images": args.eval_images, "seed": base + 1})
+
+
 def main() -> None:
     from crnas.arch import Architecture
-    from crnas.cli.common import add_data_arguments, data_spec, load_dataset
-    from crnas.data import split
+    from crnas.cli.common import add_data_arguments
     from crnas.search.audit import (
         Pair,
         StandaloneCache,
@@ -82,26 +97,22 @@ def main() -> None:
     args = ap.parse_args()
 
     config = preset(args.preset, family=args.family)
-    resize = (config.min_size, config.max_size)
-    if args.coco or args.voc:
-        train_set, eval_set = split(load_dataset(data_spec(args, resize=resize)), args.holdout, 0)
-    else:
-        spec = data_spec(args, config.data, resize=resize)
-        base = int(spec["seed"]) + 1000  # data seeds that no search (seed 0 by default) trained or scored on
-        train_set = load_dataset({**spec, "num_images": args.train_images, "seed": base})
-        eval_set = load_dataset({**spec, "num_images": args.eval_images, "seed": base + 1})
+    train_set, eval_set = ground_truth_data(args, config)
     space = config.space()
     baseline = list(Architecture.baseline(args.family).blocks)
     if baseline not in space:
         raise SystemExit(f"--family: expected a family whose baseline is in the preset's space, got {args.family} ({baseline})")
     allocations = farthest_point(space.allocations(), baseline, args.allocations)
     searches = {str(d): load_result(d) for d in args.searches}
-    for result in searches.values():
-        if result.config.preset != args.preset or result.config.family != args.family:
-            raise SystemExit(f"searches: expected {args.preset}-preset {args.family} searches, got {result.config.preset} {result.config.family}")
+    make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
+    for name, result in searches.items():  # any supernet recipe, as long as stand-alone runs would train alike
+        entry = (baseline, [1] * sum(baseline), 0.0, 0)
+        same = [j.key() for j in job_factory(result.config, train_set, eval_set, args.iterations, args.seeds)(entry)]
+        if result.config.family != args.family or same != [j.key() for j in make_jobs(entry)]:
+            raise SystemExit(f"searches: expected {args.family} searches with the {args.preset} preset's detector settings and "
+                             f"schedule, got {name} ({result.config.preset} preset, {result.config.family})")
         if result.stage_search.best not in allocations:
             allocations.append(list(result.stage_search.best))
-    make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
     cache = StandaloneCache(args.cache or default_cache_dir())
     todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
@@ -134,7 +145,10 @@ def main() -> None:
     summary = {
         "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,
         "train_images": len(train_set), "eval_images": len(eval_set),
-        "data": {"train": train_set.report.source, "eval": eval_set.report.source, "spec": data_spec(args, config.data, resize=resize)},
+        "data": {
+            "train": train_set.report.source, "eval": eval_set.report.source,
+            "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
+        },
         "allocations": rows, "anova": stats, "searches": checks, "unit": "AP in percent",
         "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",

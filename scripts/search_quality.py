@@ -1,90 +1,144 @@
-"""Search-quality experiment: train the baseline allocation and a searched one under the same budget
-and schedule, several seeds each, and report COCO AP (mean ± std) and MACs.
+"""Does the search win? Retrain the baseline, the searched stage allocation (all dilations 1) and the
+searched architecture (allocation + dilations) from scratch, several seeds each, and compare their AP
+at equal MACs — the paper's Table 2 for one search (docs/results.md, "The quality preset").
 
-    python scripts/search_quality.py runs/demo/result.json --seeds 0 1 2 --iterations 1000 --out runs/quality
+    python scripts/search_quality.py runs/quality --seeds 0 1 2 --iterations 1000 \\
+        --spread runs/trials/spread.json --out docs/results/quality.json
 
-Both detectors are built exactly alike (the result's width and detector settings), trained from
-scratch on the same synthetic training set with :func:`crnas.train.train_detector` and evaluated
-with :func:`crnas.eval.coco_eval` on a held-out set of the same distribution that the search never
-saw (a different data seed). Prints a Markdown table; ``--out`` keeps checkpoints and a JSON summary.
+All three are trained exactly like the ground truth of ``scripts/allocation_spread.py`` — the search's
+detector settings and schedule, through the audit's stand-alone cache ($CRNAS_CACHE/standalone, so
+runs the ground truth already trained are reused and a killed run resumes), on synthetic data at seeds
+the search never saw (the search's data seed + 1000 for training, + 1001 for evaluation) or on
+--coco / --voc data split by --holdout. ``--spread`` adds the search's stage-ranking audit (Kendall τ
+with its CI) from an allocation_spread JSON that checked this search; ``--audit`` takes it from a
+``crnas audit`` record instead.
+
+Writes ``--out`` (JSON: each model's blocks, dilations, MACs and per-seed AP; the gains over the
+baseline; the audit's τ; the search's configuration, data seeds and wall time; the retraining's
+machine and wall time) and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+from allocation_spread import ground_truth_data
 
 
 def main() -> None:
-    from crnas.data.spec import load_dataset
-    from crnas.detection import build_detector
-    from crnas.eval import coco_eval
+    from crnas import flops
+    from crnas.cli.common import add_data_arguments
+    from crnas.search.audit import AuditRecord, StandaloneCache, default_cache_dir, job_factory, run_jobs, standalone_trainer
     from crnas.search.result import SearchResult
-    from crnas.train import train_detector
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("result", type=Path, help="a search's result.json")
+    ap.add_argument("search", type=Path, help="a search directory (or its result.json)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=1000)
-    ap.add_argument("--train-images", type=int, default=600)
-    ap.add_argument("--val-images", type=int, default=150)
-    ap.add_argument("--data-seed", type=int, default=101, help="seed of the fresh synthetic data (not the search's)")
-    ap.add_argument("--out", type=Path, default=Path("runs/quality"))
+    ap.add_argument("--train-images", type=int, default=288, help="synthetic training images (default: the demo's archtrain size)")
+    ap.add_argument("--eval-images", type=int, default=300, help="synthetic evaluation images")
+    ap.add_argument("--holdout", type=float, default=0.2, help="real data: the held-out evaluation fraction")
+    ap.add_argument("--cache", type=Path, default=None, help="stand-alone cache (default $CRNAS_CACHE/standalone)")
+    audit_source = ap.add_mutually_exclusive_group()
+    audit_source.add_argument("--spread", type=Path, help="an allocation_spread.py JSON that checked this search (--searches)")
+    audit_source.add_argument("--audit", type=Path, help="a `crnas audit` record (audit.json or its search directory)")
+    ap.add_argument("--out", type=Path, required=True, help="JSON summary, e.g. docs/results/quality.json")
+    ap.add_argument("--no-progress", action="store_true")
+    add_data_arguments(ap, required=False)
     args = ap.parse_args()
 
-    result = SearchResult.load(args.result)
+    search_dir = args.search.parent if args.search.name == "result.json" else args.search
+    result = SearchResult.load(search_dir)
     config = result.config
-    if config.data.get("kind") != "synthetic":
-        raise SystemExit(f"result: expected a search on synthetic data, got {config.data.get('kind')!r} data")
-    # the search's synthetic data (image size, size mix) at data seeds it never saw
-    train_set = load_dataset({**config.data, "num_images": args.train_images, "seed": args.data_seed})
-    val_set = load_dataset({**config.data, "num_images": args.val_images, "seed": args.data_seed + 1})
-    rows = []
-    # the search counted both MACs at config.macs_input with the detector's convention
-    for name, arch, macs in (("baseline", result.baseline, result.macs.baseline), ("searched", result.architecture, result.macs.found)):
-        aps = []
-        for seed in args.seeds:
-            run_dir = args.out / f"{name}-seed{seed}"
-            torch.manual_seed(seed)
-            model = build_detector(
-                config.detector, arch, num_classes=len(train_set.classes) + 1, fpn_channels=config.fpn_channels,
-                representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size,
-                **config.detector_kwargs,
-            )
-            t0 = time.time()
-            train_detector(
-                model, train_set, iterations=args.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
-                warmup_iters=config.lr_warmup, seed=seed, checkpoint_dir=run_dir, checkpoint_every=200, progress=False,
-            )
-            metrics = coco_eval(model, val_set, batch_size=config.eval_batch_size)
-            aps.append(metrics)
-            print(f"{name} seed {seed}: AP {100 * metrics['AP']:.2f} (AP50 {100 * metrics['AP50']:.2f}) in {time.time() - t0:.0f} s", flush=True)
-        rows.append({"model": name, "blocks": arch.blocks, "dilations": arch.stage_dilations, "macs": macs, "runs": aps})
-    args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"result": str(args.result), "args": vars(args) | {"out": str(args.out), "result": str(args.result)}, "rows": rows}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print()
-    macs_header = f"GMACs ({config.detector}, {config.macs_input[0]}x{config.macs_input[1]})"
-    print(f"| model | blocks | dilations | {macs_header} | AP | AP50 | APs | APm | APl |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        dil = " \\| ".join(" ".join(map(str, s)) for s in r["dilations"])
-        stats = " | ".join(mean_std(r["runs"], key) for key in ("AP", "AP50", "APs", "APm", "APl"))
-        print(f"| {r['model']} | {r['blocks']} | {dil} | {r['macs'] / 1e9:.2f} | {stats} |")
+    train_set, eval_set = ground_truth_data(args, config)
+    stage_only = result.architecture.replace(dilations=[1] * result.architecture.num_blocks)
+    models = {"baseline": result.baseline, "stage_only": stage_only, "found": result.architecture}
+    convention = result.macs.convention_kwargs()
+    macs = {name: flops.count(a, tuple(result.macs.input_size), result.macs.detector, **convention).macs for name, a in models.items()}
+    if macs["found"] != result.macs.found or macs["baseline"] != result.macs.baseline:
+        raise SystemExit(f"search: expected the MACs its result records ({result.macs.found}, {result.macs.baseline}), counted {macs}")
+    make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
+    jobs = {name: make_jobs((list(a.blocks), list(a.dilations), 0.0, 0)) for name, a in models.items()}
+    cache = StandaloneCache(args.cache or default_cache_dir())
+    todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
+    print(f"3 models x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
+          f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
+    started = time.time()
+    run_jobs([j for group in jobs.values() for j in group], cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
+    metrics = {name: [cache.get(j) for j in group] for name, group in jobs.items()}
+    summary: dict[str, Any] = {
+        name: {
+            "blocks": list(a.blocks), "dilations": list(a.dilations), "macs": macs[name],
+            "AP": [100 * m["AP"] for m in metrics[name]],  # type: ignore[index]
+            "metrics": metrics[name],
+        }
+        for name, a in models.items()
+    }
+    for name in ("stage_only", "found"):
+        summary[f"{name}_vs_baseline"] = compare(summary[name]["AP"], summary["baseline"]["AP"], macs[name], macs["baseline"])
+    summary["audit"] = audit_summary(args, search_dir, AuditRecord)
+    timing = search_dir / "timing.json"
+    summary["search"] = {
+        "dir": str(search_dir), "config": config.to_dict(), "seeds": result.seeds, "data_fingerprint": result.data.fingerprint,
+        "wall_time_s": json.loads(timing.read_text()) if timing.is_file() else None,
+    }
+    summary["retraining"] = {
+        "iterations": args.iterations, "seeds": args.seeds, "train_images": len(train_set), "eval_images": len(eval_set),
+        "data": {"train": train_set.report.source, "eval": eval_set.report.source},
+        "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    summary["unit"] = "AP in percent; MACs of the search's convention"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+
+    print(f"| model | blocks | dilations | GMACs ({result.macs.detector}, {result.macs.input_size[0]}x{result.macs.input_size[1]}) "
+          f"| AP per seed | AP mean ± sd | vs baseline |")
+    print("|---|---|---|---|---|---|---|")
+    for name in models:
+        row = summary[name]
+        gain = summary.get(f"{name}_vs_baseline")
+        versus = f"{gain['gain']:+.2f} AP{' (spreads apart)' if gain['spreads_apart'] else ''}" if gain else ""
+        print(f"| {name} | {row['blocks']} | {' '.join(map(str, row['dilations']))} | {row['macs'] / 1e9:.2f} | "
+              f"{' / '.join(f'{x:.2f}' for x in row['AP'])} | {mean_sd(row['AP'])} | {versus} |")
 
 
-def mean_std(runs: list[dict[str, float]], key: str) -> str:
-    """``mean ± std`` in percent over the runs (pycocotools' -1, no ground truth, left out)."""
-    values = [100 * m[key] for m in runs if m[key] >= 0]
-    if not values:
-        return "n/a"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+def compare(ap: list[float], baseline: list[float], macs: int, baseline_macs: int) -> dict[str, Any]:
+    """Mean gain over the baseline, whether mean ± sd intervals are apart, and the relative MACs difference."""
+    m, b = statistics.mean(ap), statistics.mean(baseline)
+    sd, sd_b = (statistics.stdev(x) if len(x) > 1 else 0.0 for x in (ap, baseline))
+    return {"gain": m - b, "spreads_apart": m - sd > b + sd_b or m + sd < b - sd_b, "macs_rel_diff": macs / baseline_macs - 1}
+
+
+def audit_summary(args: argparse.Namespace, search_dir: Path, record: Any) -> dict[str, Any] | None:
+    """The search's stage-ranking audit: from an allocation_spread JSON (--spread) or a crnas audit record (--audit)."""
+    if args.spread is not None:
+        checks = json.loads(args.spread.read_text())["searches"]
+        check = next((c for d, c in checks.items() if Path(d).resolve() == search_dir.resolve()), None)
+        if check is None:
+            raise SystemExit(f"--spread: expected a check of {search_dir} in {args.spread}, got checks of {', '.join(checks) or 'none'}")
+        return {"source": str(args.spread), **{k: check[k] for k in ("kendall_tau", "spearman_rho", "top3_overlap", "regret")}}
+    if args.audit is not None:
+        stage = record.load(args.audit).stage
+        tau, rho = stage.kendall_tau, stage.spearman_rho
+        return {
+            "source": str(args.audit), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
+            "top3_overlap": stage.top3_overlap, "regret": 100 * stage.regret,
+        }
+    return None
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
 if __name__ == "__main__":

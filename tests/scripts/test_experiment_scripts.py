@@ -1,0 +1,70 @@
+"""scripts/allocation_spread.py and scripts/search_quality.py end to end at the tiny preset: one ground
+truth checks a search's ranking, and the retraining reuses the ground truth's stand-alone runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import scipy.stats
+
+ROOT = Path(__file__).resolve().parents[2]
+TRUTH = ["--preset", "tiny", "--family", "resnet18", "--iterations", "2", "--train-images", "8", "--eval-images", "6", "--no-progress"]
+
+
+def run(tmp_path: Path, *cmd: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CRNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scripts")
+    search = tmp / "search"
+    run(tmp, "-m", "crnas", "search", "--synthetic", "24", "--family", "resnet18", "--preset", "tiny", "--stage-iterations", "3",
+        "--op-iterations", "3", "--no-progress", "--out", str(search))
+    spread = tmp / "spread.json"
+    run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(spread),
+        "--searches", str(search))
+    return tmp, search, json.loads(spread.read_text())
+
+
+def test_allocation_spread_ranks_a_search_against_its_ground_truth(searched):
+    _, search, spread = searched
+    result = json.loads((search / "result.json").read_text())
+    rows = {tuple(r["blocks"]): r for r in spread["allocations"]}
+    assert list(rows)[0] == (2, 2, 2, 2)  # the baseline first
+    assert tuple(result["stage_search"]["best"]) in rows and all(len(r["AP"]) == 2 for r in rows.values())
+    check = spread["searches"][str(search)]
+    supernet = {tuple(a["blocks"]): a["AP"] for a in result["stage_search"]["allocations"]}
+    truth = [r["mean"] for r in rows.values()]
+    tau = scipy.stats.kendalltau([supernet[b] for b in rows], truth).statistic
+    assert check["kendall_tau"]["value"] == pytest.approx(tau)
+    assert check["pick"] == result["stage_search"]["best"] and check["baseline_AP"] == rows[(2, 2, 2, 2)]["mean"]
+
+
+def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(searched):
+    tmp, search, spread = searched
+    out = tmp / "quality.json"
+    proc = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(search), *TRUTH[4:], "--seeds", "0", "1",
+               "--spread", str(tmp / "spread.json"), "--out", str(out))
+    assert "runs to train" in proc.stdout and "| found |" in proc.stdout
+    quality = json.loads(out.read_text())
+    result = json.loads((search / "result.json").read_text())
+    truth = {tuple(r["blocks"]): r["AP"] for r in spread["allocations"]}
+    assert quality["baseline"]["AP"] == truth[(2, 2, 2, 2)]  # the same cached stand-alone runs
+    assert quality["stage_only"]["AP"] == truth[tuple(result["stage_search"]["best"])]
+    assert quality["found"]["dilations"] == result["architecture"]["dilations"]
+    assert quality["stage_only"]["dilations"] == [1] * sum(result["architecture"]["blocks"])
+    assert (quality["baseline"]["macs"], quality["found"]["macs"]) == (result["macs"]["baseline"], result["macs"]["found"])
+    assert quality["stage_only"]["macs"] == quality["found"]["macs"]  # dilation keeps the MACs
+    gain = quality["found_vs_baseline"]["gain"]
+    assert gain == pytest.approx(sum(quality["found"]["AP"]) / 2 - sum(quality["baseline"]["AP"]) / 2)
+    assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"]
+    assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
