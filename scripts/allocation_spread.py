@@ -160,7 +160,7 @@ def main() -> None:
     for r in sorted(rows, key=lambda r: -r["mean"]):
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
     print(f"between-allocation sd {stats['sd_between']:.2f} AP, seed sd {stats['sd_within']:.2f} AP, "
-          f"F = {stats['F']:.2f}, p = {stats['p']:.3g}")
+          f"F = {stats['F']:.2f}, p = {stats['p']:.3g}; tau ceiling {stats['tau_ceiling']:.2f} (docs/audit.md#tau-ceiling)")
     for name, c in checks.items():
         tau = c["kendall_tau"]
         print(f"{name}: tau {tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}], top-3 overlap {c['top3_overlap']}/3, "

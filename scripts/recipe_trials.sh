@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
-# Supernet-recipe trials (docs/results.md): one demo-scale search per recipe on the built-in data,
-# then every search's stage ranking checked against one stand-alone ground truth
-# (scripts/allocation_spread.py --searches). Resumable: rerun the same command after a kill; finished
-# searches are skipped, stand-alone runs come from the cache ($CRNAS_CACHE/standalone).
+# Supernet-recipe trials (docs/results.md): one search per recipe on the built-in data, then every
+# search's stage ranking checked against one stand-alone ground truth (scripts/allocation_spread.py
+# --searches: 12 allocations x 2 seeds at the demo's detector settings, 1,000 iterations, data seeds
+# 1000/1001 that no search saw). Resumable: rerun the same command after a kill; finished searches are
+# skipped, searches resume from their checkpoints, stand-alone runs come from the cache
+# ($CRNAS_CACHE/standalone). Start it once per core to use every core (the runs are shared by locks;
+# set OMP_NUM_THREADS=1).
 #
-#   scripts/recipe_trials.sh OUT [recipe ...]      # default: every recipe below
+#   scripts/recipe_trials.sh OUT [recipe ...]      # default: quality quality-uniform
 #
-# Recipes (all: --preset demo --family resnet50 --seed 0, data seed 0, 448 images with 160 archval):
-#   uniform2k   2,000 stage-supernet iterations, uniform allocation sampling (5x the demo)
-#   balanced2k  the same with --stage-sampling balanced
-#   uniform400  the demo's 400 iterations (the baseline recipe)
+# Recipes (ResNet50, seed 0, data seed 0; all share the demo's detector, data distribution and schedule):
+#   quality          the quality preset: 2,000 stage-supernet iterations, balanced depth sampling,
+#                    448 images with 160 archval, 1,000 op-supernet iterations
+#   quality-uniform  the same with the paper's uniform sampling over allocations
+#   demo448          the demo's 400 / 1,000 iterations, uniform, on the quality preset's 448 images / 160 archval
 set -euo pipefail
 out=${1:?usage: scripts/recipe_trials.sh OUT [recipe ...]}
 shift
 recipes=("$@")
-[ ${#recipes[@]} -gt 0 ] || recipes=(uniform400 uniform2k balanced2k)
+[ ${#recipes[@]} -gt 0 ] || recipes=(quality quality-uniform)
 python=${PYTHON:-python}
-common=(--synthetic 448 --val-fraction 0.357 --preset demo --family resnet50 --seed 0 --op-iterations 1000 --resume --no-progress)
+common=(--synthetic --family resnet50 --seed 0 --resume --no-progress)
 dirs=()
 for recipe in "${recipes[@]}"; do
     case "$recipe" in
-        uniform400) extra=(--stage-iterations 400) ;;
-        uniform2k) extra=(--stage-iterations 2000) ;;
-        balanced2k) extra=(--stage-iterations 2000 --stage-sampling balanced) ;;
-        *) echo "recipe: expected uniform400, uniform2k or balanced2k, got $recipe" >&2; exit 2 ;;
+        quality) extra=(--preset quality) ;;
+        quality-uniform) extra=(--preset quality --stage-sampling uniform) ;;
+        demo448) extra=(--preset demo --synthetic 448 --val-fraction 0.357 --op-iterations 1000) ;;
+        *) echo "recipe: expected quality, quality-uniform or demo448, got $recipe" >&2; exit 2 ;;
     esac
     dir="$out/$recipe"
     if [ ! -f "$dir/result.json" ]; then

@@ -154,8 +154,11 @@ def test_variance_components_against_sums_of_squares():
     assert out["p"] == pytest.approx(scipy.stats.f.sf(msb / msw, k - 1, k * (s - 1)), rel=1e-9)
     assert out["sd_within"] == pytest.approx(np.sqrt(msw), rel=1e-12)
     assert out["sd_between"] == pytest.approx(np.sqrt((msb - msw) / s), rel=1e-12)
-    # identical groups: no between-allocation variance at all
-    assert variance_components([[1.0, 2.0], [1.0, 2.0]])["sd_between"] == 0.0
+    reliability = (msb - msw) / s / ((msb - msw) / s + msw / s)
+    assert out["reliability"] == pytest.approx(reliability, rel=1e-12)
+    # identical groups: no between-allocation variance at all, so no ranking can agree beyond chance
+    flat = variance_components([[1.0, 2.0], [1.0, 2.0]])
+    assert flat["sd_between"] == 0.0 and flat["reliability"] == 0.0 and flat["tau_ceiling"] == 0.0
     with pytest.raises(ValueError, match=r"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes \[2, 1\]"):
         variance_components([[1.0, 2.0], [1.0]])
 
@@ -187,3 +190,17 @@ def test_processes_sharing_a_cache_train_each_run_once(tmp_path):
     assert sorted(i for i, _ in calls) == list(range(6))  # every run trained exactly once
     assert {n for _, n in calls} == {"a", "b"}  # by both workers
     assert [cache.get(j)["AP"] for j in jobs] == pytest.approx([0.1 * i for i in range(6)])
+
+
+def test_tau_ceiling_is_what_a_perfect_ranker_reaches_against_noisy_means():
+    """Simulated architectures with known effects: Kendall tau between the true effects and their 2-seed
+    means matches the ceiling estimated from the noisy runs alone (and is far below 1)."""
+    rng = np.random.default_rng(0)
+    for sd_between, sd_within in ((1.0, 1.0), (1.0, 2.5), (2.0, 0.5)):
+        truth = rng.normal(0.0, sd_between, size=3000)
+        runs = truth[:, None] + rng.normal(0.0, sd_within, size=(3000, 2))
+        out = variance_components(runs.tolist())
+        reached = scipy.stats.kendalltau(truth, runs.mean(1)).statistic
+        assert out["tau_ceiling"] == pytest.approx(reached, abs=0.03)
+        expected = 2 / np.pi * np.arcsin(np.sqrt(sd_between**2 / (sd_between**2 + sd_within**2 / 2)))
+        assert out["tau_ceiling"] == pytest.approx(expected, abs=0.03)

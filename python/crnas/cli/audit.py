@@ -108,6 +108,7 @@ def format_audit(record: AuditRecord) -> str:
             verdict = "the architectures differ beyond seed noise" if n["p"] < 0.05 else "WITHIN seed noise: no ranking can be checked here"
             lines.append(
                 f"  stand-alone spread: between architectures {100 * n['sd_between']:.2f} AP, seed to seed {100 * n['sd_within']:.2f} AP "
-                f"(F = {n['F']:.2f}, p = {n['p']:.3g}): {verdict}"
+                f"(F = {n['F']:.2f}, p = {n['p']:.3g}): {verdict}; a perfect ranking would reach tau {n['tau_ceiling']:.2f} "
+                f"against these means"
             )
     return "\n".join(lines)

@@ -234,7 +234,10 @@ def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
     """One-way ANOVA of stand-alone AP per architecture (one list of per-seed values each, equal
     lengths): ``F`` and ``p`` (:func:`scipy.stats.f_oneway`), the seed-to-seed standard deviation
     ``sd_within`` (√ of the within mean square), the between-architecture one ``sd_between`` (method of
-    moments, √ max(0, (MSB − MSW) / seeds)), and the spread of the means (``sd_of_means``, ``range_of_means``)."""
+    moments, √ max(0, (MSB − MSW) / seeds)), the spread of the means (``sd_of_means``, ``range_of_means``),
+    the ``reliability`` of a mean over the seeds (between variance over the variance of such a mean) and
+    the ``tau_ceiling`` it implies: the Kendall τ that a perfect ranker is expected to reach against these
+    means, (2/π)·arcsin(√reliability) for normal effects and noise (docs/audit.md#tau-ceiling)."""
     s = len(groups[0]) if groups else 0
     if len(groups) < 2 or s < 2 or any(len(g) != s for g in groups):
         raise ValueError(f"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes {[len(g) for g in groups]}")
@@ -242,10 +245,13 @@ def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
     means = np.array([np.mean(g) for g in groups])
     ms_within = float(np.mean([np.var(g, ddof=1) for g in groups]))
     ms_between = float(s * np.var(means, ddof=1))
+    var_between = max(0.0, (ms_between - ms_within) / s)
+    reliability = var_between / (var_between + ms_within / s) if var_between > 0 else 0.0
     return {
         "F": float(test.statistic), "p": float(test.pvalue), "sd_within": math.sqrt(ms_within),
-        "sd_between": math.sqrt(max(0.0, (ms_between - ms_within) / s)), "sd_of_means": float(np.std(means, ddof=1)),
-        "range_of_means": float(means.max() - means.min()),
+        "sd_between": math.sqrt(var_between), "sd_of_means": float(np.std(means, ddof=1)),
+        "range_of_means": float(means.max() - means.min()), "reliability": reliability,
+        "tau_ceiling": 2 / math.pi * math.asin(math.sqrt(reliability)),
     }
 
 
