@@ -25,7 +25,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
 from crnas.arch import DETECTORS, ArchLike, get_architecture
-from crnas.models import CRMobileNetV2, build
+from crnas.models import CRMobileNetV2, CRResNet, build
 from crnas.models.weights import inherit, torchvision_state_dict
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 
 
 def fpn_extractor(
-    backbone: nn.Module,
+    backbone: CRResNet | CRMobileNetV2,
     trainable_layers: int,
     returned_layers: Sequence[int] | None = None,
     extra_blocks: ExtraFPNBlock | None = None,
@@ -62,6 +62,7 @@ def fpn_extractor(
     returned_layers = [1, 2, 3, 4] if returned_layers is None else list(returned_layers)
     if not returned_layers or min(returned_layers) < 1 or max(returned_layers) > 4:
         raise ValueError(f"returned_layers: expected values in the range [1, 4], got {returned_layers}")
+    body: nn.Module
     if isinstance(backbone, CRMobileNetV2):
         # stage k (1..4) of `features` ends at stage_ends[k-1]; the stem is features[0..1]
         body = backbone.features
@@ -143,7 +144,7 @@ def fpn_extra_blocks(detector: str, fpn_channels: int) -> ExtraFPNBlock | None:
     return LastLevelP6P7(fpn_channels, fpn_channels) if detector in _DENSE else None
 
 
-def detection_limit(detector: str, max_detections: int) -> dict[str, int]:
+def detection_limit(detector: str, max_detections: int) -> dict[str, Any]:
     """The torchvision argument that caps ``detector``'s detections per image at ``max_detections``:
     ``box_detections_per_img`` for the R-CNNs, ``detections_per_img`` for RetinaNet and FCOS
     (torchvision's defaults: 100, 300 for RetinaNet). Give it the ``max_detections`` the scoring uses
@@ -176,6 +177,7 @@ def assemble_detector(
     if representation_size is None or detector not in ("faster_rcnn_fpn", "mask_rcnn_fpn"):
         return cls(backbone, num_classes=num_classes, **kwargs)
     fpn_channels = backbone.out_channels
+    assert isinstance(fpn_channels, int), "an FPN backbone's out_channels is an int (torchvision's detector contract)"
     heads = {
         "box_head": TwoMLPHead(fpn_channels * 7 * 7, representation_size),
         "box_predictor": FastRCNNPredictor(representation_size, num_classes),

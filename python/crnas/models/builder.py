@@ -14,7 +14,7 @@ from crnas.models.resnet import CRResNet
 __all__ = ["build"]
 
 
-def build(arch: ArchLike, *, norm_layer: Callable[[int], nn.Module] | None = None, num_classes: int | None = None) -> nn.Module:
+def build(arch: ArchLike, *, norm_layer: Callable[[int], nn.Module] | None = None, num_classes: int | None = None) -> CRResNet | CRMobileNetV2:
     """The model of an architecture (anything :func:`crnas.arch.get_architecture` accepts).
 
     ResNet-series families give a :class:`CRResNet`, MobileNetV2 a :class:`CRMobileNetV2`; both contain
@@ -24,8 +24,11 @@ def build(arch: ArchLike, *, norm_layer: Callable[[int], nn.Module] | None = Non
     """
     arch = get_architecture(arch)
     layout = arch.layout()
-    cls = CRMobileNetV2 if arch.family == "mobilenet_v2" else CRResNet
-    model = cls(layout, norm_layer=norm_layer, num_classes=num_classes)
+    model: CRResNet | CRMobileNetV2
+    if arch.family == "mobilenet_v2":
+        model = CRMobileNetV2(layout, norm_layer=norm_layer, num_classes=num_classes)
+    else:
+        model = CRResNet(layout, norm_layer=norm_layer, num_classes=num_classes)
     model.architecture = arch
     model.meta = {
         "architecture": arch.to_json(),

@@ -10,11 +10,15 @@ C2 = 24 channels, C3 = 32, C4 = 64 + 96, C5 = 160 + 320 and the final 1×1 convo
 
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops.misc import Conv2dNormActivation
+
+if TYPE_CHECKING:
+    from crnas.arch import Architecture
+    from crnas.models.weights import InheritReport
 
 __all__ = ["InvertedResidual", "CRMobileNetV2"]
 
@@ -92,6 +96,11 @@ class CRMobileNetV2(nn.Module):
         self.classifier: nn.Module = (
             nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last, num_classes)) if num_classes else nn.Identity()
         )
+        # Set by crnas.models.build (and, with weights_backbone, by the named builders); declared here for
+        # type checkers only (annotations in a function body are not evaluated: no import at run time).
+        self.architecture: Architecture
+        self.meta: dict[str, Any]
+        self.inherit_report: InheritReport
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

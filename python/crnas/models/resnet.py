@@ -10,10 +10,14 @@ initialisation and state-dict keys, so torchvision's detection utilities and che
 
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from crnas.arch import Architecture
+    from crnas.models.weights import InheritReport
 
 __all__ = ["BasicBlock", "Bottleneck", "CRResNet", "zero_init_residual_"]
 
@@ -119,9 +123,11 @@ def zero_init_residual_(module: nn.Module) -> None:
     """Zero the last norm's scale of every residual branch in ``module`` (``bn3`` of a
     :class:`Bottleneck`, ``bn2`` of a :class:`BasicBlock`), so each block starts as the identity."""
     for m in module.modules():
-        last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
-        if isinstance(m, (Bottleneck, BasicBlock)) and isinstance(getattr(last, "weight", None), nn.Parameter):
-            nn.init.constant_(last.weight, 0)
+        if not isinstance(m, (Bottleneck, BasicBlock)):
+            continue
+        weight = getattr(m.bn3 if isinstance(m, Bottleneck) else m.bn2, "weight", None)
+        if isinstance(weight, nn.Parameter):
+            nn.init.constant_(weight, 0)
 
 
 class CRResNet(nn.Module):
@@ -155,14 +161,22 @@ class CRResNet(nn.Module):
         self.bn1 = norm_layer(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        for i, blocks in enumerate(layout["stages"]):
-            self.add_module(f"layer{i + 1}", nn.Sequential(*(make_block(b, norm_layer) for b in blocks)))
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        stages = [nn.Sequential(*(make_block(b, norm_layer) for b in blocks)) for blocks in layout["stages"]]
+        if len(stages) != 4:
+            raise ValueError(f"layout: expected 4 stages (C2..C5), got {len(stages)}")
+        # assigned one by one (not add_module in a loop) so that each stage is a typed attribute
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool: nn.Module = nn.AdaptiveAvgPool2d((1, 1))
         #: Output channels of C2..C5 (what an FPN needs).
         self.stage_channels = list(layout["stage_channels"])
         #: torchvision's attribute: channels of the last stage (its detection utilities read it).
         self.inplanes = self.stage_channels[-1]
         self.fc: nn.Module = nn.Linear(self.inplanes, num_classes) if num_classes else nn.Identity()
+        # Set by crnas.models.build (and, with weights_backbone, by the named builders); declared here for
+        # type checkers only (annotations in a function body are not evaluated: no import at run time).
+        self.architecture: Architecture
+        self.meta: dict[str, Any]
+        self.inherit_report: InheritReport
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -62,10 +62,11 @@ class InheritReport:
 def _structure(model: nn.Module) -> tuple[list[list[str]], dict[str, str]]:
     """Runs of block prefixes, and the other module prefixes by role."""
     if isinstance(model, CRResNet):
-        runs = [[f"layer{i}.{j}." for j in range(len(getattr(model, f"layer{i}")))] for i in range(1, 5)]
+        stages = (model.layer1, model.layer2, model.layer3, model.layer4)
+        runs = [[f"layer{i}.{j}." for j in range(len(stage))] for i, stage in enumerate(stages, start=1)]
         return runs, {"stem": "conv1.", "stem_norm": "bn1.", "classifier": "fc."}
     if isinstance(model, CRMobileNetV2):
-        runs: list[list[str]] = []
+        runs = []
         previous = None
         last = len(model.features) - 1
         for idx in range(2, last):

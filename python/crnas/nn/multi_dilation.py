@@ -56,9 +56,8 @@ class MultiDilationConv2d(nn.Module):
         self.dilations = tuple(int(d) for d in dilations)
         self.stride = stride
         self.groups = groups
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, 3, 3, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, 3, 3, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.empty(out_channels, device=device, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
