@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from crnas.data.base import DetectionDataset, check_dataset
 from crnas.data.image import image_size
 from crnas.data.split import DetectionSubset
@@ -132,16 +134,23 @@ def check_data(dataset: DetectionDataset, *, min_size: int = 800, max_size: int 
             result.max_objects, result.densest = n, _name(dataset, index)
         for label in target["labels"].tolist():
             result.classes[dataset.classes[label - 1]] += 1
-        result.ignored += n - int(filter_ignored(target)["boxes"].shape[0])
+        result.ignored += n - _trainable(target)
         scale = resize_scale(int(image.shape[1]), int(image.shape[2]), min_size, max_size)
         for area in (target["area"] * scale**2).tolist():
             result.sizes["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
     return result
 
 
+def _trainable(target: dict[str, Any]) -> int:
+    """The objects of ``target`` a detector trains on (crowd and difficult ones dropped)."""
+    boxes = filter_ignored(target)["boxes"]
+    assert isinstance(boxes, Tensor), "a target's boxes are a Tensor[K, 4] (crnas.data.target)"
+    return int(boxes.shape[0])
+
+
 def _trainable_objects(dataset: DetectionDataset) -> Iterator[int]:
     for index in range(len(dataset)):
-        yield int(filter_ignored(dataset.target(index))["boxes"].shape[0])
+        yield _trainable(dataset.target(index))
 
 
 def preflight(splits: Sequence[tuple[str, DetectionDataset]]) -> None:

@@ -345,7 +345,8 @@ class SyntheticDetection(DetectionDataset):
         root = Path(directory)
         image_root = root / "images"
         image_root.mkdir(parents=True, exist_ok=True)
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         height, width = self.image_size
         for index in tqdm(range(len(self)), desc="export", unit="img", disable=not progress):
             pixels, target, layout = self._draw(index)

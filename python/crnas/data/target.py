@@ -51,7 +51,8 @@ def filter_ignored(target: dict[str, Tensor | int]) -> dict[str, Tensor | int]:
     torchvision detectors treat every box they are given as a positive; crowd regions and VOC difficult
     objects must not be. Per-object keys are filtered together; other keys are kept as they are.
     """
-    boxes: Tensor = target["boxes"]  # type: ignore[assignment]
+    boxes = target["boxes"]
+    assert isinstance(boxes, Tensor), "a target's boxes are a Tensor[K, 4] (make_target)"
     keep = torch.ones(boxes.shape[0], dtype=torch.bool, device=boxes.device)
     for flag in ("iscrowd", "difficult"):
         value = target.get(flag)

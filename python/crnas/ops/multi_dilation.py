@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -46,14 +46,14 @@ def output_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1
 
 
-def _fail(arg: str, expected: str, got: object, exc: type[Exception] = ValueError) -> None:
+def _fail(arg: str, expected: str, got: object, exc: type[Exception] = ValueError) -> NoReturn:
     raise exc(f"{arg}: expected {expected}, got {got}")
 
 
 def _check_int(arg: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(arg, "an int", type(value).__name__, TypeError)
-    if value < minimum:  # type: ignore[operator]
+    if value < minimum:
         _fail(arg, f"an int >= {minimum}", value)
 
 

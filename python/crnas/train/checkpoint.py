@@ -90,7 +90,9 @@ class TrainState:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    np_state = np.random.get_state()
+    assert isinstance(np_state, tuple), "the global RandomState is an MT19937: its legacy state is a tuple"
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],

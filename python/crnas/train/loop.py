@@ -127,6 +127,7 @@ def train_step(
             f"got {type(loss_dict).__name__}"
         )
     loss = sum(loss_dict.values())
+    assert isinstance(loss, Tensor), "a detector in train mode returns at least one loss tensor"
     losses = {name: float(value.detach()) for name, value in loss_dict.items()}
     losses["loss"] = float(loss.detach())
     if not math.isfinite(losses["loss"]):

@@ -100,7 +100,11 @@ def train_detector(
         raise ValueError(f"amp: True needs a CUDA device, got device={str(device)!r}")
     rank, world = distributed.rank(), distributed.world_size()
     per_epoch = -(-len(dataset) // (batch_size * world))
-    total = iterations if iterations is not None else epochs * per_epoch  # type: ignore[operator]
+    if iterations is not None:
+        total = iterations
+    else:
+        assert epochs is not None, "_validate requires exactly one of iterations and epochs"
+        total = epochs * per_epoch
     warmup = min(500, total // 12) if warmup_iters is None else warmup_iters
     config = RunConfig(
         total_iterations=total, batch_size=batch_size, dataset_size=len(dataset), seed=seed,
