@@ -35,7 +35,7 @@ def as_architectures(archs: Architectures, labels: Sequence[str] | None = None) 
     if isinstance(archs, Mapping) and not {"family", "blocks"} <= set(archs) and "architecture" not in archs:
         pairs = [(str(k), get_architecture(v)) for k, v in archs.items()]
     else:
-        specs = list(archs) if isinstance(archs, (list, tuple)) else [archs]
+        specs = list(archs) if isinstance(archs, Sequence) and not isinstance(archs, str) else [archs]
         pairs = []
         for spec in specs:
             arch = get_architecture(spec)

@@ -98,7 +98,7 @@ def format_audit(record: AuditRecord) -> str:
             mark = " <- pick" if (p.blocks if name == "stage search" else p.dilations) == audit.pick else ""
             lines.append(f"  {p.supernet_rank:4d}  {arch[:36]:36s}  {100 * p.supernet_AP:11.2f}  {100 * p.standalone_AP:14.2f}{mark}")
         for label, est in (("Kendall tau", audit.kendall_tau), ("Spearman rho", audit.spearman_rho)):
-            if est.value is None:
+            if est.value is None or est.ci is None:
                 lines.append(f"  {label}: n/a (fewer than 3 architectures)")
             else:
                 lines.append(f"  {label}: {est.value:+.3f} (95% CI {est.ci[0]:+.3f} .. {est.ci[1]:+.3f})")

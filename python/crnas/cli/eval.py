@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset, percent
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     explicit = args.synthetic is not None or args.coco or args.voc
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_dir in args.runs:
         if not (run_dir / RUN_FILE).is_file():
             raise CLIUsageError(f"{run_dir}: expected a run directory of `crnas train` (no {RUN_FILE})")

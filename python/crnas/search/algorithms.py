@@ -18,10 +18,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from crnas import distributed
 from crnas.arch import StageSpace
+from crnas.eval.detections import Record
 from crnas.search.confidence import DetectionStore, allocation_key, step_key
 from crnas.search.result import DilationSearch, GreedyStep, ScoredAllocation
 from crnas.search.scoring import Scorer
@@ -37,9 +39,9 @@ def stage_search(
     space: StageSpace,
     log: str | os.PathLike[str],
     *,
-    macs: Sequence[int] | None = None,
+    macs: Sequence[int] | np.ndarray | None = None,
     progress: bool = True,
-    store: DetectionStore | None = None,
+    store: DetectionStore[list[Record]] | None = None,
 ) -> list[ScoredAllocation]:
     """Score every feasible allocation of ``space`` (Eq. 1); returns the table, best AP first.
 
@@ -74,7 +76,7 @@ def greedy_dilation_search(
     joint: bool = True,
     common_random: bool = True,
     progress: bool = True,
-    store: DetectionStore | None = None,
+    store: DetectionStore[list[list[Record]]] | None = None,
 ) -> DilationSearch:
     """Algorithm 1: the top-``k`` beam over the current allocation's blocks, one block per step.
 

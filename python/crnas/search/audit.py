@@ -365,7 +365,7 @@ def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_s
     defaults for a pretrained backbone) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
 
     classes = len(train_set.classes) + 1
-    pretrained = {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {}
+    pretrained: dict[str, Any] = {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {}
 
     def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
         torch.manual_seed(job.seed)
@@ -516,19 +516,22 @@ def run_audit(
     def pairs(entries: list[Entry], jobs: list[list[StandaloneJob]]) -> list[Pair]:
         out_pairs = []
         for (blocks, dilations, sup_ap, rank), group in zip(entries, jobs):
-            runs = [cache.get(j) for j in group]
-            assert all(r is not None for r in runs)
-            out_pairs.append(Pair(blocks, dilations, sup_ap, float(np.mean([r["AP"] for r in runs])), runs, rank))  # type: ignore[index,misc]
+            runs = [r for r in (cache.get(j) for j in group) if r is not None]
+            assert len(runs) == len(group), "run_jobs trained every job missing from the cache"
+            out_pairs.append(Pair(blocks, dilations, sup_ap, float(np.mean([r["AP"] for r in runs])), runs, rank))
         return out_pairs
 
     result = setup.result
     seed = derive_seed(setup.config.seed, CORRELATION)
-    stats = {"resamples": audit.resamples, "level": audit.level}
-    stage = ranking_audit(pairs(setup.stage, setup.stage_jobs), result.stage_search.best, key=lambda p: p.blocks, seed=seed, **stats)
+    stage = ranking_audit(
+        pairs(setup.stage, setup.stage_jobs), result.stage_search.best, key=lambda p: p.blocks, seed=seed,
+        resamples=audit.resamples, level=audit.level,
+    )
     dilation = None
     if setup.dilation:
         dilation = ranking_audit(
-            pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, key=lambda p: p.dilations, seed=seed + 2, **stats
+            pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, key=lambda p: p.dilations, seed=seed + 2,
+            resamples=audit.resamples, level=audit.level,
         )
     record = AuditRecord(
         stage=stage, dilation=dilation,
@@ -551,7 +554,7 @@ def estimate_run_seconds(setup: AuditPlan, steps: int = 4) -> float:
         config.detector, setup.result.baseline, num_classes=len(setup.train_set.classes) + 1, fpn_channels=config.fpn_channels,
         representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
     )
-    kwargs = dict(batch_size=config.batch_size, lr_per_image=config.lr_per_image, device=config.device, progress=False)
+    kwargs: dict[str, Any] = dict(batch_size=config.batch_size, lr_per_image=config.lr_per_image, device=config.device, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         train_detector(model, setup.train_set, iterations=1 + steps, checkpoint_dir=tmp, max_steps_this_run=1, **kwargs)
         t0 = time.perf_counter()

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -52,9 +53,9 @@ class Lead:
         return {"value": self.value, "ci": list(self.ci)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Lead:
-        lo, hi = d["ci"]  # type: ignore[misc]
-        return cls(float(d["value"]), (float(lo), float(hi)))  # type: ignore[arg-type]
+    def from_dict(cls, d: Mapping[str, Any]) -> Lead:
+        lo, hi = d["ci"]
+        return cls(float(d["value"]), (float(lo), float(hi)))
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,11 @@ class Confidence:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Confidence:
+    def from_dict(cls, d: Mapping[str, Any]) -> Confidence:
         return cls(
-            winner=list(d["winner"]), reference=list(d["reference"]), lead=Lead.from_dict(d["lead"]),  # type: ignore[arg-type,call-overload]
-            indistinguishable=int(d["indistinguishable"]), candidates=int(d["candidates"]), images=int(d["images"]),  # type: ignore[call-overload]
-            resamples=int(d["resamples"]), level=float(d["level"]),  # type: ignore[call-overload,arg-type]
+            winner=list(d["winner"]), reference=list(d["reference"]), lead=Lead.from_dict(d["lead"]),
+            indistinguishable=int(d["indistinguishable"]), candidates=int(d["candidates"]), images=int(d["images"]),
+            resamples=int(d["resamples"]), level=float(d["level"]),
         )
 
     def summary(self, what: str) -> str:
@@ -99,7 +100,11 @@ class Confidence:
         )
 
 
-class DetectionStore:
+#: What a store keeps per key: one candidate's records (stage search) or every candidate's (greedy step).
+Records = TypeVar("Records", list[Record], list[list[Record]])
+
+
+class DetectionStore(Generic[Records]):
     """The archval detections of every scored candidate, one file per key under ``root``."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -108,7 +113,7 @@ class DetectionStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
 
-    def save(self, key: str, records: list[Record] | list[list[Record]]) -> None:
+    def save(self, key: str, records: Records) -> None:
         """Write atomically (rank 0 alone when distributed)."""
         if not distributed.is_main():
             return
@@ -117,7 +122,7 @@ class DetectionStore:
         torch.save(records, tmp)
         os.replace(tmp, self.path(key))
 
-    def load(self, key: str) -> list[Record] | list[list[Record]] | None:
+    def load(self, key: str) -> Records | None:
         """The records saved under ``key``, or ``None`` when there are none (e.g. an older search)."""
         path = self.path(key)
         return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
@@ -165,7 +170,7 @@ def compare_to_winner(
 
 def stage_confidence(
     allocations: Sequence[Sequence[int]],
-    store: DetectionStore,
+    store: DetectionStore[list[Record]],
     archval: DetectionDataset,
     baseline: Sequence[int],
     *,
@@ -178,12 +183,13 @@ def stage_confidence(
     allocation (the runner-up when the baseline is not in the space); ``None`` when a candidate's
     detections were not kept (a search written by an older crnas)."""
     names = [list(b) for b in allocations]
-    detections = [store.load(allocation_key(b)) for b in names]
-    if any(d is None for d in detections) or len(names) < 2:
+    stored = [store.load(allocation_key(b)) for b in names]
+    detections = [d for d in stored if d is not None]
+    if len(detections) < len(stored) or len(names) < 2:
         return None
     reference = names.index(list(baseline)) if list(baseline) in names else 1
     return compare_to_winner(
-        detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed, max_detections=max_detections  # type: ignore[arg-type]
+        detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed, max_detections=max_detections
     )
 
 

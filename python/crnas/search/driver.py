@@ -32,6 +32,7 @@ from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
 from crnas.detection import detection_limit
+from crnas.eval.detections import Record
 from crnas.jsonfile import write_json
 from crnas.search.algorithms import greedy_dilation_search, stage_search
 from crnas.search.callbacks import DifferentiableSearch, PathSampler, StageSampler
@@ -156,7 +157,7 @@ def run_search(
     # 2. stage search
     t0 = time.time()
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
-    stage_store = DetectionStore(out / "detections" / "stage")
+    stage_store: DetectionStore[list[Record]] = DetectionStore(out / "detections" / "stage")
     table = stage_search(scorer, space, out / "stage_search.jsonl", macs=allocation_macs, progress=progress, store=stage_store)
     best_blocks = table[0].blocks
     timing["stage_search_s"] = time.time() - t0
@@ -198,7 +199,7 @@ def run_search(
             "differentiable", dilations, metrics, choices=list(differentiable.dilations), probabilities=differentiable.probabilities().tolist()
         )
     else:
-        step_store = DetectionStore(out / "detections" / "dilation")
+        step_store: DetectionStore[list[list[Record]]] = DetectionStore(out / "detections" / "dilation")
         dilation_search = greedy_dilation_search(
             scorer, out / "dilation_search.jsonl", k=config.beam, joint=config.joint, common_random=config.common_random, progress=progress,
             store=step_store,

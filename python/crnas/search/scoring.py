@@ -61,25 +61,27 @@ def recalibrate_bn(
     through the detector's own (eval-mode, deterministic) resize and normalisation.
     ``before_batch(b, images)`` may switch the sub-network and return a replacement image list.
     """
-    norms = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    backbone, transform = model.backbone, model.transform
+    assert isinstance(backbone, nn.Module) and isinstance(transform, nn.Module), "a torchvision detector has a backbone and a transform"
+    norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    was_training, transform_training = model.training, model.transform.training
+    was_training, transform_training = model.training, transform.training
     model.train()
-    model.transform.eval()
+    transform.eval()
     try:
         for b, images in enumerate(batches):
             if before_batch is not None:
                 images = before_batch(b, images) or images
-            tensors, _ = model.transform(images)
-            model.backbone(tensors.tensors)
+            tensors, _ = transform(images)
+            backbone(tensors.tensors)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         model.train(was_training)
-        model.transform.train(transform_training)
+        transform.train(transform_training)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 
 from crnas.arch import DILATIONS, Architecture, StageSpace
 from crnas.detection import assemble_detector, build_detector, fpn_extra_blocks, fpn_returned_layers
-from crnas.models import CRMobileNetV2, build
+from crnas.models import BasicBlock, Bottleneck, CRMobileNetV2, InvertedResidual, build
 from crnas.models.weights import InheritReport, inherit, torchvision_state_dict
 from crnas.nn import MultiDilationConv2d
 
@@ -127,25 +127,32 @@ class SuperNet(nn.Module):
         self._max_groups = [_groups(stage) for stage in max_arch.layout()["stages"]]
         self._stage_sizes = [sum(g) for g in self._max_groups]  # full-depth blocks per stage
         self._searchable: list[list[SearchableConv2d]] = []  # per stage, per block of the full depth
-        if self.mobilenet:
+        if isinstance(template, CRMobileNetV2):
             self.features = ElasticSequential(*template.features)
             start = 2
             for count in self._stage_sizes:
                 convs = []
                 for idx in range(start, start + count):
-                    dw = self.features[idx].conv[-3]  # Conv2dNormActivation holding the depthwise conv
-                    dw[0] = _searchable(dw[0], self.dilations)
-                    convs.append(dw[0])
+                    block = self.features[idx]
+                    assert isinstance(block, InvertedResidual), "features[2:-1] of a CRMobileNetV2 are its blocks"
+                    dw = block.conv[-3]  # Conv2dNormActivation holding the depthwise conv
+                    assert isinstance(dw, nn.Sequential) and isinstance(dw[0], nn.Conv2d), "Conv2dNormActivation starts with its conv"
+                    conv = _searchable(dw[0], self.dilations)
+                    dw[0] = conv
+                    convs.append(conv)
                 self._searchable.append(convs)
                 start += count
         else:
-            for name in ("conv1", "bn1", "relu", "maxpool"):
-                setattr(self, name, getattr(template, name))
-            for i in range(1, 5):
-                stage = ElasticSequential(*getattr(template, f"layer{i}"))
+            self.conv1, self.bn1, self.relu, self.maxpool = template.conv1, template.bn1, template.relu, template.maxpool
+            for i, layer in enumerate((template.layer1, template.layer2, template.layer3, template.layer4), start=1):
+                stage = ElasticSequential(*layer)
+                convs = []
                 for block in stage:
-                    block.conv2 = _searchable(block.conv2, self.dilations)
-                self._searchable.append([block.conv2 for block in stage])
+                    assert isinstance(block, (Bottleneck, BasicBlock)), "a CRResNet's stages hold its blocks"
+                    conv = _searchable(block.conv2, self.dilations)
+                    block.add_module("conv2", conv)  # replaces the Conv2d (the attribute is typed nn.Conv2d)
+                    convs.append(conv)
+                self._searchable.append(convs)
                 setattr(self, f"layer{i}", stage)
         self.allocation: list[int] = []
         self.active_convs: list[SearchableConv2d] = []
@@ -160,7 +167,8 @@ class SuperNet(nn.Module):
             groups = _groups(stage)
             if len(groups) != len(max_groups) or any(g > m for g, m in zip(groups, max_groups)):
                 raise ValueError(f"blocks: expected an allocation within the supernet's depths, got {list(blocks)}")
-            offset, active = 0, []
+            offset = 0
+            active: list[int] = []
             for g, m in zip(groups, max_groups):
                 active += range(offset, offset + g)
                 offset += m
@@ -284,8 +292,9 @@ def build_supernet_detector(
 def extract_detector(model: nn.Module, arch: Architecture, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     """The final detector of ``arch`` (:func:`crnas.detection.build_detector`, standard layers only)
     carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads."""
-    fpn_channels = model.backbone.out_channels
-    final = build_detector(detector, arch, num_classes=num_classes, norm_layer=nn.BatchNorm2d, fpn_channels=fpn_channels, **kwargs)
+    backbone = model.backbone
+    assert isinstance(backbone, SuperNetBackbone), "a detector from build_supernet_detector"
+    final = build_detector(detector, arch, num_classes=num_classes, norm_layer=nn.BatchNorm2d, fpn_channels=backbone.out_channels, **kwargs)
     body = supernet_of(model).subnet_state_dict(arch)
     if supernet_of(model).mobilenet:  # the FPN body of a CRMobileNetV2 is its `features`
         body = {k.split(".", 1)[1]: v for k, v in body.items()}
