@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -27,13 +27,15 @@ def stem_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
         raise ValueError(f"in_chans: expected a positive int, got {in_chans!r}")
     if in_chans == conv.in_channels:
         return conv
+    # torch types a Conv2d's attributes as tuple[int, ...] and its constructor's as tuple[int, int]:
+    # the same pairs
     new = nn.Conv2d(
         in_chans,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
+        cast(tuple[int, int], conv.kernel_size),
+        cast(tuple[int, int], conv.stride),
+        cast("str | tuple[int, int]", conv.padding),
+        cast(tuple[int, int], conv.dilation),
         conv.groups,
         bias=conv.bias is not None,
     )

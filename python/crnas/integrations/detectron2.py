@@ -60,7 +60,7 @@ except ModuleNotFoundError as err:  # only a missing detectron2; its own broken 
 
 from crnas.arch import ArchLike
 from crnas.integrations._common import architecture, inherited_state_dict, stem_conv
-from crnas.models import STAGE_STRIDES, build
+from crnas.models import STAGE_STRIDES, CRResNet, build
 from crnas.models.weights import InheritReport
 
 __all__ = [
@@ -114,10 +114,10 @@ class CRResNetBackbone(Backbone):
             )
 
         model = build(arch, norm_layer=lambda channels: get_norm(norm, channels))
+        assert isinstance(model, CRResNet), "architecture(resnet_only=True) refuses MobileNetV2"
         num_stages = max(STAGE_NAMES.index(f) for f in out_features) + 1
         self.conv1 = stem_conv(model.conv1, in_channels)
-        for name in ("bn1", "relu", "maxpool"):
-            self.add_module(name, getattr(model, name))
+        self.bn1, self.relu, self.maxpool = model.bn1, model.relu, model.maxpool
         self.res_layers = [f"layer{i}" for i in range(1, num_stages + 1)]
         for name in self.res_layers:
             self.add_module(name, getattr(model, name))

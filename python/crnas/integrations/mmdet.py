@@ -46,6 +46,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from crnas.arch import ArchLike
 from crnas.integrations._common import architecture, inherited_state_dict
 from crnas.models import STAGE_STRIDES, build
+from crnas.models.resnet import CRResNet as TorchCRResNet
 from crnas.models.resnet import zero_init_residual_
 from crnas.models.weights import InheritReport
 
@@ -106,6 +107,7 @@ class CRResNet(BaseModule):
             raise ValueError(f"norm_cfg: expected a dict with a 'type' key (e.g. dict(type='BN')), got {norm_cfg!r}")
 
         model = build(arch, norm_layer=lambda channels: build_norm_layer(norm_cfg, channels)[1])
+        assert isinstance(model, TorchCRResNet), "architecture(resnet_only=True) refuses MobileNetV2"
         # Adopt torchvision's children under their names (no avgpool/fc: mmdet backbones have no head).
         self.res_layers = ["layer1", "layer2", "layer3", "layer4"]
         for name in ("conv1", "bn1", "relu", "maxpool", *self.res_layers):

@@ -33,7 +33,7 @@ path, inherited with :func:`crnas.weights.inherit`; the report is ``model.inheri
 # ``test_model_forward_fx_torchscript``: ``Unknown type name '_Tensor_'``).
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +60,7 @@ FEATURES_ONLY: tuple[str, ...] = tuple(MODEL_NAMES)
 NUM_FEATURE_LEVELS = 5
 
 _POOL_TYPES = ("", "avg", "max", "avgmax", "catavgmax")
+_STEM = "features[0] of a CRMobileNetV2 is its stem's Conv2dNormActivation (conv, norm, activation)"
 
 #: Families with ImageNet weights in torchvision (what ``weights_backbone="torchvision"`` can inherit).
 _TORCHVISION_FAMILIES = tuple(TORCHVISION_NAMES)
@@ -117,7 +118,7 @@ def _like(module: nn.Module, model: nn.Module, reference: Tensor) -> nn.Module:
     return module.to(device=reference.device, dtype=reference.dtype).train(model.training)
 
 
-def _inherit(model: nn.Module, weights_backbone: Any, progress: bool) -> None:
+def _inherit(model: CRResNet | CRMobileNetV2, weights_backbone: Any, progress: bool) -> None:
     if weights_backbone is not None:
         model.inherit_report = inherit(
             model, torchvision_state_dict(model.architecture.family, weights_backbone, progress=progress)
@@ -269,7 +270,9 @@ class TimmCRMobileNetV2(CRMobileNetV2):
             raise ValueError(f"arch: expected a mobilenet_v2 architecture, got family {arch.family!r}")
         with _on_device(device):
             super().__init__(arch.layout(), norm_layer=norm_layer, dropout=drop_rate)
-            self.features[0][0] = stem_conv(self.features[0][0], in_chans)
+            stem = self.features[0]
+            assert isinstance(stem, nn.Sequential) and isinstance(stem[0], nn.Conv2d), _STEM
+            stem[0] = stem_conv(stem[0], in_chans)
         self.architecture = arch
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -288,12 +291,14 @@ class TimmCRMobileNetV2(CRMobileNetV2):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier (``Dropout`` + ``Linear`` as torchvision's, initialised alike) of ``num_classes``, on
         the model's device and dtype."""
-        stem = self.features[0][0].weight
+        first = self.features[0]
+        assert isinstance(first, nn.Sequential) and isinstance(first[0], nn.Conv2d), _STEM
+        stem = first[0].weight
         pool = _pool(global_pool, num_classes, _pool_type(getattr(self, "global_pool", None)))
         self.global_pool = _like(pool, self, stem)
         self.num_classes = num_classes
         if num_classes:
-            linear = nn.Linear(self.num_features * self.global_pool.feat_mult(), num_classes)
+            linear = nn.Linear(self.num_features * pool.feat_mult(), num_classes)
             nn.init.normal_(linear.weight, 0, 0.01)
             nn.init.zeros_(linear.bias)
             self.classifier = _like(nn.Sequential(nn.Dropout(p=self.drop_rate), linear), self, stem)
@@ -345,7 +350,8 @@ class TimmCRMobileNetV2(CRMobileNetV2):
     ) -> list[int]:
         """Drop the modules after the last of ``indices`` (and the head); returns the kept indices."""
         take, max_index = _take_indices(indices)
-        self.features = self.features[: self._level_ends()[max_index] + 1]
+        # torch types Sequential.__getitem__ as returning a Module, slices included: a slice is a Sequential
+        self.features = cast(nn.Sequential, self.features[: self._level_ends()[max_index] + 1])
         if prune_head:
             self.reset_classifier(0, "")
         return take
