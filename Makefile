@@ -57,9 +57,11 @@ demo: build
 bench: build
 	python benches/bench_multi_dilation.py
 
-# The native stubs against the binary, Python style, Rust lints.
+# The native stubs against the binary, the package's types ([tool.mypy] in pyproject.toml), Python
+# style, Rust lints.
 lint: build
 	python -m mypy.stubtest crnas._core
+	python -m mypy
 	ruff check python tests benches scripts
 	cargo clippy --release --all-targets -- -D warnings
 
