@@ -108,7 +108,7 @@ def cr_backbone_with_fpn(
         arch_or_name: an :class:`~crnas.Architecture`, a name (``"cr_resnet50"``, ``"resnet50"``, ...),
             JSON or a ``result.json`` path.
         weights_backbone: ``None``, ``"torchvision"``, a torchvision ``WeightsEnum`` or a state-dict
-            path, inherited with :func:`crnas.weights.inherit` (report on ``.body.inherit_report``).
+            path, inherited with :func:`crnas.weights.inherit` (report on the returned module's ``inherit_report``).
         trainable_layers: trainable stages counted from C5 (0..5; 5 includes the stem).
         returned_layers: stages fed to the FPN, 1 = C2 … 4 = C5 (default all four).
         extra_blocks: extra FPN levels (default ``LastLevelMaxPool``).

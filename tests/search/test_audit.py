@@ -44,6 +44,20 @@ def test_rank_correlation_needs_three_pairs_and_a_known_kind():
         rank_correlation([1, 2, 3], [1, 2, 3], "pearson")
 
 
+def test_printed_audit_says_why_a_correlation_is_missing():
+    from crnas.cli.audit import format_audit
+    from crnas.search.audit import Pair, ranking_audit
+
+    def record(standalone: list[float]) -> str:
+        pairs = [Pair([i, 1, 1, 1], [1] * (i + 3), 0.1 * i, ap, [{"AP": ap}], i + 1) for i, ap in enumerate(standalone)]
+        stage = ranking_audit(pairs, [0, 1, 1, 1], key=lambda p: p.blocks, resamples=50)
+        return format_audit(AuditRecord(stage=stage, dilation=None, config={}, search={}))
+
+    assert "Kendall tau: n/a (fewer than 3 architectures)" in record([0.2, 0.3])
+    assert "Kendall tau: n/a (one side's APs are all equal)" in record([0.2, 0.2, 0.2, 0.2])
+    assert "Kendall tau: +1.000" in record([0.1, 0.2, 0.3, 0.4])
+
+
 def test_picks_are_stratified_and_always_hold_winner_baseline_and_worst():
     ranked = [[i, 20 - i] for i in range(20)]
     picks = pick_allocations(ranked, [13, 7], 6)

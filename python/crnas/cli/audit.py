@@ -99,7 +99,8 @@ def format_audit(record: AuditRecord) -> str:
             lines.append(f"  {p.supernet_rank:4d}  {arch[:36]:36s}  {100 * p.supernet_AP:11.2f}  {100 * p.standalone_AP:14.2f}{mark}")
         for label, est in (("Kendall tau", audit.kendall_tau), ("Spearman rho", audit.spearman_rho)):
             if est.value is None or est.ci is None:
-                lines.append(f"  {label}: n/a (fewer than 3 architectures)")
+                why = "fewer than 3 architectures" if len(audit.pairs) < 3 else "one side's APs are all equal"
+                lines.append(f"  {label}: n/a ({why})")
             else:
                 lines.append(f"  {label}: {est.value:+.3f} (95% CI {est.ci[0]:+.3f} .. {est.ci[1]:+.3f})")
         lines.append(f"  top-3 overlap: {audit.top3_overlap}/3; regret of the pick: {100 * audit.regret:.2f} AP")
