@@ -15,7 +15,8 @@ counts), so that the picks cover the space evenly without any supernet.
 
 With ``--searches DIR [DIR ...]`` (searches of the same preset on the same kind of data, e.g. one per
 supernet recipe) the stand-alone AP is the ground truth each search's ranking is checked against:
-each search's pick is trained too, and for each search the script reports Kendall τ and Spearman ρ
+each search's pick is trained too (``--no-picks``: its best among the ground truth's allocations
+stands in), and for each search the script reports Kendall τ and Spearman ρ
 (bootstrap CIs; ``crnas.search.audit.ranking_audit``, as ``crnas audit``) between its supernet AP and the stand-alone AP over the
 allocations, the top-3 overlap, and its pick's stand-alone AP against the baseline's. One ground truth
 serves every recipe, so comparing recipes costs one search each. Stand-alone runs go through the
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="stand-alone cache (default $CRNAS_CACHE/standalone)")
     ap.add_argument("--out", type=Path, required=True, help="JSON summary")
     ap.add_argument("--searches", type=Path, nargs="*", default=[], help="search directories to check against the ground truth")
+    ap.add_argument("--no-picks", action="store_true",
+                    help="do not train the searches' picks: each search's pick is its best among the ground truth's allocations")
     ap.add_argument("--no-progress", action="store_true")
     add_data_arguments(ap, required=False)
     args = ap.parse_args()
@@ -111,7 +114,7 @@ def main() -> None:
         if result.config.family != args.family or same != [j.key() for j in make_jobs(entry)]:
             raise SystemExit(f"searches: expected {args.family} searches with the {args.preset} preset's detector settings and "
                              f"schedule, got {name} ({result.config.preset} preset, {result.config.family})")
-        if result.stage_search.best not in allocations:
+        if not args.no_picks and result.stage_search.best not in allocations:
             allocations.append(list(result.stage_search.best))
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
     cache = StandaloneCache(args.cache or default_cache_dir())
@@ -134,12 +137,14 @@ def main() -> None:
             for blocks, runs in ((b, [cache.get(j) for j in group]) for b, group in jobs.items())
             if blocks in ranked
         ]
-        audit = ranking_audit(pairs, list(result.stage_search.best), key=lambda p: p.blocks)
+        pick = min(pairs, key=lambda p: p.supernet_rank).blocks if args.no_picks else list(result.stage_search.best)
+        audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
         tau, rho = audit.kendall_tau, audit.spearman_rho
         checks[name] = {
             "stage_sampling": result.config.stage_sampling, "stage_iterations": result.config.stage_iterations,
             "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
             "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
+            "pick_among": "ground truth allocations" if args.no_picks else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth[tuple(baseline)],
         }
     summary = {
@@ -163,8 +168,9 @@ def main() -> None:
           f"F = {stats['F']:.2f}, p = {stats['p']:.3g}; tau ceiling {stats['tau_ceiling']:.2f} (docs/audit.md#tau-ceiling)")
     for name, c in checks.items():
         tau = c["kendall_tau"]
-        print(f"{name}: tau {tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}], top-3 overlap {c['top3_overlap']}/3, "
-              f"pick {c['pick']} {c['pick_AP']:.2f} AP vs baseline {c['baseline_AP']:.2f}")
+        shown = "n/a" if tau["value"] is None else f"{tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}]"
+        print(f"{name}: tau {shown}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP "
+              f"vs baseline {c['baseline_AP']:.2f}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,16 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     assert gain == pytest.approx(sum(quality["found"]["AP"]) / 2 - sum(quality["baseline"]["AP"]) / 2)
     assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"]
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
+
+
+def test_allocation_spread_without_picks_trains_nothing_new(searched):
+    tmp, search, spread = searched
+    out = tmp / "nopicks.json"
+    proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
+               "--searches", str(search), "--no-picks")
+    assert "0 runs to train" in proc.stdout
+    check = json.loads(out.read_text())["searches"][str(search)]
+    table = [tuple(a["blocks"]) for a in json.loads((search / "result.json").read_text())["stage_search"]["allocations"]]
+    truth = [tuple(r["blocks"]) for r in spread["allocations"][:3]]
+    assert tuple(check["pick"]) == min(truth, key=table.index) and check["pick_among"] == "ground truth allocations"
+
