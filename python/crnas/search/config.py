@@ -139,7 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
     # The demo's detector and data at 5x its stage-supernet iterations, a 160-image archval and balanced
-    # depth sampling (docs/results.md#quality); about an hour on 2 CPU cores (``--dry-run`` estimates yours).
+    # depth sampling (docs/results.md#quality); 74 min measured on 2 busy CPU cores (``--dry-run`` estimates yours).
     "quality": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=2000, op_iterations=1000, checkpoint_every=100,
