@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import scipy.stats
 import torch
 from allocation_spread import ground_truth_data
 
@@ -113,10 +115,16 @@ def main() -> None:
 
 
 def compare(ap: list[float], baseline: list[float], macs: int, baseline_macs: int) -> dict[str, Any]:
-    """Mean gain over the baseline, whether mean ± sd intervals are apart, and the relative MACs difference."""
+    """Mean gain over the baseline, whether mean ± sd intervals are apart, Welch's t-test (two or more
+    seeds each and not all equal; ``scipy.stats.ttest_ind``), and the relative MACs difference."""
     m, b = statistics.mean(ap), statistics.mean(baseline)
     sd, sd_b = (statistics.stdev(x) if len(x) > 1 else 0.0 for x in (ap, baseline))
-    return {"gain": m - b, "spreads_apart": m - sd > b + sd_b or m + sd < b - sd_b, "macs_rel_diff": macs / baseline_macs - 1}
+    welch = scipy.stats.ttest_ind(ap, baseline, equal_var=False) if min(len(ap), len(baseline)) > 1 else None
+    t, p = (None, None) if welch is None or math.isnan(welch.statistic) else (float(welch.statistic), float(welch.pvalue))
+    return {
+        "gain": m - b, "spreads_apart": m - sd > b + sd_b or m + sd < b - sd_b, "welch_t": t, "welch_p": p,
+        "macs_rel_diff": macs / baseline_macs - 1,
+    }
 
 
 def audit_summary(args: argparse.Namespace, search_dir: Path, record: Any) -> dict[str, Any] | None:

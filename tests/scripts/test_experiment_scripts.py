@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import scipy.stats
 
@@ -66,6 +67,9 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     assert quality["stage_only"]["macs"] == quality["found"]["macs"]  # dilation keeps the MACs
     gain = quality["found_vs_baseline"]["gain"]
     assert gain == pytest.approx(sum(quality["found"]["AP"]) / 2 - sum(quality["baseline"]["AP"]) / 2)
+    welch = scipy.stats.ttest_ind(quality["found"]["AP"], quality["baseline"]["AP"], equal_var=False)
+    expected = None if np.isnan(welch.statistic) else pytest.approx(welch.statistic)
+    assert quality["found_vs_baseline"]["welch_t"] == expected
     assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"]
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
 
