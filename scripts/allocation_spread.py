@@ -32,13 +32,18 @@ import json
 import os
 import platform
 import time
+from collections.abc import Hashable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
+from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
+
+K = TypeVar("K", bound=Hashable)
 
 
 def farthest_point(allocations: list[list[int]], first: list[int], m: int) -> list[list[int]]:
@@ -65,19 +70,38 @@ def ground_truth_data(args: argparse.Namespace, config: SearchConfig) -> tuple[D
     return train_set, load_dataset({**spec, "num_images": args.eval_images, "seed": base + 1})
 
 
+def train_cached(
+    jobs: dict[K, list[StandaloneJob]], config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset,
+    args: argparse.Namespace, what: str,
+) -> tuple[dict[K, list[dict[str, float]]], dict[str, Any]]:
+    """Train (through the audit's cache, ``args.cache``) every job not cached yet, after one line naming
+    ``what`` and how many runs are missing; returns each group's metrics and the run's provenance (wall
+    time, runs trained, machine, torch, date) for the JSON summary."""
+    cache = StandaloneCache(args.cache or default_cache_dir())
+    todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
+    print(f"{what} x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
+          f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
+    started = time.time()
+    run_jobs([j for group in jobs.values() for j in group], cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
+
+    def trained(job: StandaloneJob) -> dict[str, float]:
+        found = cache.get(job)
+        assert found is not None, "run_jobs returns once every job is in the cache"
+        return found
+
+    metrics = {key: [trained(j) for j in group] for key, group in jobs.items()}
+    provenance = {
+        "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    return metrics, provenance
+
+
 def main() -> None:
     from crnas.arch import Architecture
     from crnas.cli.common import add_data_arguments
-    from crnas.search.audit import (
-        Pair,
-        StandaloneCache,
-        default_cache_dir,
-        job_factory,
-        ranking_audit,
-        run_jobs,
-        standalone_trainer,
-        variance_components,
-    )
+    from crnas.search.audit import Pair, job_factory, ranking_audit, variance_components
     from crnas.search.config import PRESETS, preset
     from crnas.search.result import load_result
 
@@ -117,15 +141,10 @@ def main() -> None:
         if not args.no_picks and result.stage_search.best not in allocations:
             allocations.append(list(result.stage_search.best))
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
-    cache = StandaloneCache(args.cache or default_cache_dir())
-    todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
-    print(f"{len(allocations)} allocations x {len(args.seeds)} seeds, {args.iterations} iterations, "
-          f"{len(train_set)} training / {len(eval_set)} evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
-    started = time.time()
-    run_jobs([j for group in jobs.values() for j in group], cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
+    metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations")
     rows = []
-    for blocks, group in jobs.items():
-        aps = [100 * cache.get(j)["AP"] for j in group]  # type: ignore[index]
+    for blocks, runs in metrics.items():
+        aps = [100 * m["AP"] for m in runs]
         rows.append({"blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1))})
     stats = variance_components([r["AP"] for r in rows])
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
@@ -134,7 +153,7 @@ def main() -> None:
         ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.stage_search.allocations)}
         pairs = [
             Pair(list(blocks), [1] * sum(blocks), ranked[blocks][1], float(np.mean([r["AP"] for r in runs])), runs, ranked[blocks][0])
-            for blocks, runs in ((b, [cache.get(j) for j in group]) for b, group in jobs.items())
+            for blocks, runs in metrics.items()
             if blocks in ranked
         ]
         pick = min(pairs, key=lambda p: p.supernet_rank).blocks if args.no_picks else list(result.stage_search.best)
@@ -155,9 +174,7 @@ def main() -> None:
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
         "allocations": rows, "anova": stats, "searches": checks, "unit": "AP in percent",
-        "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        **provenance,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -23,24 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import scipy.stats
-import torch
-from allocation_spread import ground_truth_data
+from allocation_spread import ground_truth_data, train_cached
+from crnas import flops
+from crnas.cli.common import add_data_arguments
+from crnas.search.audit import AuditRecord, job_factory
+from crnas.search.result import SearchResult
 
 
 def main() -> None:
-    from crnas import flops
-    from crnas.cli.common import add_data_arguments
-    from crnas.search.audit import AuditRecord, StandaloneCache, default_cache_dir, job_factory, run_jobs, standalone_trainer
-    from crnas.search.result import SearchResult
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("search", type=Path, help="a search directory (or its result.json)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -69,24 +64,18 @@ def main() -> None:
         raise SystemExit(f"search: expected the MACs its result records ({result.macs.found}, {result.macs.baseline}), counted {macs}")
     make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
     jobs = {name: make_jobs((list(a.blocks), list(a.dilations), 0.0, 0)) for name, a in models.items()}
-    cache = StandaloneCache(args.cache or default_cache_dir())
-    todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
-    print(f"3 models x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
-          f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
-    started = time.time()
-    run_jobs([j for group in jobs.values() for j in group], cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
-    metrics = {name: [cache.get(j) for j in group] for name, group in jobs.items()}
+    metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(models)} models")
     summary: dict[str, Any] = {
         name: {
             "blocks": list(a.blocks), "dilations": list(a.dilations), "macs": macs[name],
-            "AP": [100 * m["AP"] for m in metrics[name]],  # type: ignore[index]
+            "AP": [100 * m["AP"] for m in metrics[name]],
             "metrics": metrics[name],
         }
         for name, a in models.items()
     }
     for name in ("stage_only", "found"):
         summary[f"{name}_vs_baseline"] = compare(summary[name]["AP"], summary["baseline"]["AP"], macs[name], macs["baseline"])
-    summary["audit"] = audit_summary(args, search_dir, AuditRecord)
+    summary["audit"] = audit_summary(args, search_dir)
     timing = search_dir / "timing.json"
     summary["search"] = {
         "dir": str(search_dir), "config": config.to_dict(), "seeds": result.seeds, "data_fingerprint": result.data.fingerprint,
@@ -95,9 +84,7 @@ def main() -> None:
     summary["retraining"] = {
         "iterations": args.iterations, "seeds": args.seeds, "train_images": len(train_set), "eval_images": len(eval_set),
         "data": {"train": train_set.report.source, "eval": eval_set.report.source},
-        "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        **provenance,
     }
     summary["unit"] = "AP in percent; MACs of the search's convention"
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +114,7 @@ def compare(ap: list[float], baseline: list[float], macs: int, baseline_macs: in
     }
 
 
-def audit_summary(args: argparse.Namespace, search_dir: Path, record: Any) -> dict[str, Any] | None:
+def audit_summary(args: argparse.Namespace, search_dir: Path) -> dict[str, Any] | None:
     """The search's stage-ranking audit: from an allocation_spread JSON (--spread) or a crnas audit record (--audit)."""
     if args.spread is not None:
         checks = json.loads(args.spread.read_text())["searches"]
@@ -136,7 +123,7 @@ def audit_summary(args: argparse.Namespace, search_dir: Path, record: Any) -> di
             raise SystemExit(f"--spread: expected a check of {search_dir} in {args.spread}, got checks of {', '.join(checks) or 'none'}")
         return {"source": str(args.spread), **{k: check[k] for k in ("kendall_tau", "spearman_rho", "top3_overlap", "regret")}}
     if args.audit is not None:
-        stage = record.load(args.audit).stage
+        stage = AuditRecord.load(args.audit).stage
         tau, rho = stage.kendall_tau, stage.spearman_rho
         return {
             "source": str(args.audit), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
