@@ -82,14 +82,10 @@ def train_cached(
     print(f"{what} x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
           f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
     started = time.time()
-    run_jobs([j for group in jobs.values() for j in group], cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
-
-    def trained(job: StandaloneJob) -> dict[str, float]:
-        found = cache.get(job)
-        assert found is not None, "run_jobs returns once every job is in the cache"
-        return found
-
-    metrics = {key: [trained(j) for j in group] for key, group in jobs.items()}
+    flat = [j for group in jobs.values() for j in group]
+    done = run_jobs(flat, cache, standalone_trainer(config, train_set, eval_set), progress=not args.no_progress)
+    trained = dict(zip((j.key() for j in flat), done))
+    metrics = {key: [trained[j.key()] for j in group] for key, group in jobs.items()}
     provenance = {
         "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",

@@ -204,6 +204,9 @@ def test_processes_sharing_a_cache_train_each_run_once(tmp_path):
     assert sorted(i for i, _ in calls) == list(range(6))  # every run trained exactly once
     assert {n for _, n in calls} == {"a", "b"}  # by both workers
     assert [cache.get(j)["AP"] for j in jobs] == pytest.approx([0.1 * i for i in range(6)])
+    # every worker returns every job's metrics in order, the other worker's runs included; nothing is retrained
+    assert [m["AP"] for m in run_jobs(jobs[::-1], cache, trainer("c"), progress=False)] == pytest.approx([0.1 * i for i in range(5, -1, -1)])
+    assert len(calls) == 6
 
 
 def test_tau_ceiling_is_what_a_perfect_ranker_reaches_against_noisy_means():

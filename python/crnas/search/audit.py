@@ -384,8 +384,11 @@ def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_s
     return train
 
 
-def run_jobs(jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Trainer, *, progress: bool = True) -> None:
-    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint).
+def run_jobs(
+    jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Trainer, *, progress: bool = True
+) -> list[dict[str, float]]:
+    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint);
+    returns every job's metrics, in order, cached or new.
 
     Each run holds an exclusive lock (``flock`` on ``run_dir/.lock``) while it trains, so several
     processes — audits of different searches, or the same command started once per core — can share one
@@ -409,6 +412,12 @@ def run_jobs(jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Tra
             logger.info("stand-alone %s %s seed %d: AP %.4f", job.architecture["blocks"], job.architecture["dilations"], job.seed, metrics["AP"])
         pending = [j for j in pending if cache.get(j) is None]
     bar.close()
+    done = []
+    for job in jobs:
+        cached = cache.get(job)
+        assert cached is not None, "the blocking pass waited for every run"
+        done.append(cached)
+    return done
 
 
 def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> AuditPlan:
@@ -511,13 +520,12 @@ def run_audit(
         "audit of %s: %d stand-alone runs (%d cached), %d iterations each, %d training / %d evaluation images; cache %s",
         search_dir, len(unique), len(unique) - len(pending), setup.iterations, len(setup.train_set), len(setup.eval_set), cache.root,
     )
-    run_jobs(pending, cache, train, progress=progress)
+    trained = dict(zip((j.key() for j in unique), run_jobs(unique, cache, train, progress=progress)))
 
     def pairs(entries: list[Entry], jobs: list[list[StandaloneJob]]) -> list[Pair]:
         out_pairs = []
         for (blocks, dilations, sup_ap, rank), group in zip(entries, jobs):
-            runs = [r for r in (cache.get(j) for j in group) if r is not None]
-            assert len(runs) == len(group), "run_jobs trained every job missing from the cache"
+            runs = [trained[j.key()] for j in group]
             out_pairs.append(Pair(blocks, dilations, sup_ap, float(np.mean([r["AP"] for r in runs])), runs, rank))
         return out_pairs
 
