@@ -62,7 +62,7 @@ def test_result_tables(example_result, tmp_path):
 
 
 def test_a_result_of_an_older_crnas_loads(example_path, example_result, differentiable_result):
-    """The example predates the confidence records and two settings; they read as absent / their defaults."""
+    """The example predates the confidence records, the fallback and some settings; they read as absent / their defaults."""
     record = load_result(example_path)
     assert record.stage_search.confidence is None and all(s.confidence is None for s in record.dilation_search.steps)
     assert record.config.max_detections == 100 and record.architecture == get_architecture(example_result["architecture"])
@@ -72,13 +72,15 @@ def test_a_result_of_an_older_crnas_loads(example_path, example_result, differen
     def without_new_keys(d):
         d = json.loads(json.dumps(d))
         d["stage_search"].pop("confidence", None)
+        assert d["stage_search"].pop("fallback") is False and d["dilation_search"].pop("final") is None
         for step in d["dilation_search"].get("steps", []):
             step.pop("confidence", None)
         return {**d, "config": {k: v for k, v in d["config"].items() if k in example_result["config"]}}
 
     assert without_new_keys(record.to_dict()) == example_result
     differentiable = load_result(differentiable_result)
-    assert differentiable.dilation_search.choices is None and differentiable.to_dict()["dilation_search"] == differentiable_result["dilation_search"]
+    assert differentiable.dilation_search.choices is None and differentiable.dilation_search.final is None
+    assert differentiable.to_dict()["dilation_search"] == {**differentiable_result["dilation_search"], "final": None}
 
 
 @pytest.mark.parametrize("detector", ["faster_rcnn_fpn", "retinanet_fpn"])

@@ -1,5 +1,6 @@
-"""scripts/allocation_spread.py and scripts/search_quality.py end to end at the tiny preset: one ground
-truth checks a search's ranking, and the retraining reuses the ground truth's stand-alone runs."""
+"""scripts/allocation_spread.py, scripts/search_quality.py and scripts/fallback_check.py end to end at
+the tiny preset: one ground truth checks a search's ranking, the retraining reuses the ground truth's
+stand-alone runs, and the fallback's final check replays from a search's checkpoint."""
 
 from __future__ import annotations
 
@@ -85,3 +86,39 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
     truth = [tuple(r["blocks"]) for r in spread["allocations"][:3]]
     assert tuple(check["pick"]) == min(truth, key=table.index) and check["pick_among"] == "ground truth allocations"
 
+
+
+def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
+    """A search without a recorded final check (an older crnas) gets the same check computed from its
+    operation supernet; an audit's stand-alone AP of the pick and all-dilation-1 judges the decision."""
+    import shutil
+
+    from crnas.search.audit import AuditRecord, Estimate, Pair, RankingAudit
+
+    tmp, search, _ = searched
+    older = tmp / "older"
+    shutil.copytree(search, older)
+    result = json.loads((search / "result.json").read_text())
+    old = json.loads(json.dumps(result))
+    del old["dilation_search"]["final"], old["stage_search"]["fallback"]
+    (older / "result.json").write_text(json.dumps(old))
+    final, blocks = result["dilation_search"]["final"], result["stage_search"]["best"]
+    pick, ones = final["confidence"]["winner"], [1] * sum(blocks)
+    assert pick != ones  # (this tiny search's pick, fixed by its seeds)
+    pairs = [Pair(blocks, pick, 0.1, 10.0 / 100, [], 1), Pair(blocks, ones, 0.05, 12.5 / 100, [], 2)]
+    ranking = RankingAudit(Estimate(-1.0, None), Estimate(-1.0, None), 1, 0.025, pick, pairs)
+    (older / "audit").mkdir(exist_ok=True)
+    AuditRecord(ranking, ranking, {}, {}).save(older / "audit" / "audit.json")
+    out = tmp / "fallback.json"
+    proc = run(tmp, str(ROOT / "scripts" / "fallback_check.py"), str(search), str(older), "--out", str(out))
+    recorded, replayed = json.loads(out.read_text())["rows"]
+    assert recorded["recorded_in_search"] and not replayed["recorded_in_search"]
+    for key in ("pick", "supernet_AP", "lead", "fallback", "blocks", "archval_images"):
+        assert replayed[key] == recorded[key], key  # the same check, made again from the checkpoint
+    assert recorded["fallback"] == final["fallback"] and recorded["lead"]["value"] == pytest.approx(100 * final["confidence"]["lead"]["value"])
+    assert "standalone_AP" not in recorded  # no audit there
+    standalone = replayed["standalone_AP"]
+    assert (standalone["pick"], standalone["all_1"]) == pytest.approx((10.0, 12.5))
+    assert replayed["decision_right"] == replayed["fallback"]  # all-dilation-1 trained better here
+    assert standalone["gain_over_the_pick"] == pytest.approx(2.5 if replayed["fallback"] else 0.0)
+    assert f"{older}: pick leads all-dilation-1" in proc.stdout

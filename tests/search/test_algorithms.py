@@ -6,8 +6,12 @@ import itertools
 import json
 
 import pytest
+import torch
 from crnas import StageSpace
-from crnas.search.algorithms import greedy_dilation_search, stage_search
+from crnas.data import SyntheticDetection
+from crnas.eval import score_detections
+from crnas.eval.detections import detection_record
+from crnas.search.algorithms import final_check, greedy_dilation_search, stage_search
 from crnas.search.result import GreedyStep
 from crnas.search.searchlog import read_log
 
@@ -96,3 +100,65 @@ def test_exhaustive_enumeration_matches_itertools():
     space = StageSpace("resnet18", [[1, 2], [1, 2, 3], [2, 3], [2, 3]], budget=8)
     brute = [list(c) for c in itertools.product([1, 2], [1, 2, 3], [2, 3], [2, 3]) if sum(c) == 8]
     assert space.allocations() == brute
+
+
+class RecordScorer:
+    """A scorer of complete dilation assignments on a real archval: ``quality[tuple(candidate)]`` in
+    [0, 1] is the fraction of each image's objects found exactly (the others missed, one false positive)."""
+
+    max_detections = 100
+
+    def __init__(self, quality: dict[tuple[int, ...], float]) -> None:
+        self.archval = SyntheticDetection(40, image_size=(128, 128), num_classes=2, max_objects=4, seed=3)
+        self.quality = quality
+        self.calls: list[tuple[list[list[int]], int, bool]] = []
+
+    def _records(self, q: float) -> list[dict]:
+        records = []
+        for i in range(len(self.archval)):
+            t = self.archval.target(i)
+            g = torch.Generator().manual_seed(i)
+            keep = torch.rand(len(t["boxes"]), generator=g) < q
+            boxes = torch.cat([t["boxes"][keep], torch.tensor([[1.0, 1.0, 30.0, 30.0]])])
+            labels = torch.cat([t["labels"][keep], torch.ones(1, dtype=torch.int64)])
+            out = {"boxes": boxes, "scores": torch.linspace(1, 0.5, len(boxes)), "labels": labels}
+            records.append(detection_record(i, int(t["image_id"]), out))
+        return records
+
+    def evaluate_candidates(self, prefixes, step, *, joint=True, common_random=True):
+        self.calls.append(([list(p) for p in prefixes], step, joint))
+        out = []
+        for p in prefixes:
+            records = self._records(self.quality[tuple(p)])
+            out.append((score_detections(records, self.archval), records))
+        return out
+
+
+ONES, TWOS, THREES = (1, 1, 1), (2, 2, 2), (3, 3, 3)
+
+
+def test_final_check_keeps_a_pick_that_beats_all_dilation_1_on_evidence():
+    scorer = RecordScorer({TWOS: 0.95, THREES: 0.6, ONES: 0.3})
+    check = final_check(scorer, [list(TWOS), list(THREES)], resamples=200, seed=1)
+    # the finalists and all-dilation-1 scored once, each with its own paths (the last step, one by one)
+    assert scorer.calls == [([[2, 2, 2], [3, 3, 3], [1, 1, 1]], 2, False)]
+    assert [c.dilations for c in check.candidates] == [[2, 2, 2], [3, 3, 3], [1, 1, 1]]
+    assert check.confidence.winner == [2, 2, 2] and check.confidence.reference == [1, 1, 1]
+    assert check.confidence.lead.significant and not check.fallback
+    assert check.confidence.lead.value == pytest.approx(check.candidates[0].metrics["AP"] - check.candidates[2].metrics["AP"])
+
+
+@pytest.mark.parametrize("pick_quality", [0.3, 0.2])  # tied with all-dilation-1, or worse
+def test_final_check_falls_back_to_all_dilation_1_without_evidence(pick_quality):
+    scorer = RecordScorer({TWOS: pick_quality, ONES: 0.3})
+    check = final_check(scorer, [list(TWOS)], resamples=200, seed=1)
+    assert not check.confidence.lead.significant and check.fallback
+
+
+def test_final_check_of_an_all_dilation_1_pick_is_no_fallback():
+    scorer = RecordScorer({ONES: 0.5, TWOS: 0.9})
+    check = final_check(scorer, [list(ONES), list(TWOS)], resamples=200)
+    assert [c.dilations for c in check.candidates] == [[1, 1, 1], [2, 2, 2]]  # all-dilation-1 not added twice
+    assert check.confidence.winner == check.confidence.reference == [1, 1, 1] and not check.fallback
+    with pytest.raises(ValueError, match="finalists: expected at least"):
+        final_check(scorer, [])

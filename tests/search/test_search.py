@@ -53,7 +53,11 @@ def test_result_is_complete_and_valid(reference):
     table = result["stage_search"]["allocations"]
     assert sorted(r["blocks"] for r in table) == space.allocations()
     assert [r["AP"] for r in table] == sorted((r["AP"] for r in table), reverse=True)
-    assert arch.blocks == result["stage_search"]["best"] == table[0]["blocks"]
+    # the winner, or the baseline when archval cannot tell them apart (docs/design.md#fallback)
+    stage = result["stage_search"]
+    lead_significant = stage["confidence"]["lead"]["ci"][0] > 0
+    assert stage["fallback"] == (table[0]["blocks"] != result["baseline"]["blocks"] and not lead_significant)
+    assert arch.blocks == stage["best"] == (result["baseline"]["blocks"] if stage["fallback"] else table[0]["blocks"])
     assert all(r["macs"] == result["macs"]["baseline"] for r in table)  # equal block counts, equal MACs
     # Algorithm 1's bookkeeping
     steps = result["dilation_search"]["steps"]
@@ -62,12 +66,22 @@ def test_result_is_complete_and_valid(reference):
         ranked = sorted(step["candidates"], key=lambda c: (-c["metrics"]["AP"], c["dilations"]))
         assert step["beam"] == [c["dilations"] for c in ranked[:3]]
         assert all(len(c["dilations"]) == step["step"] + 1 for c in step["candidates"])
-    assert arch.dilations == steps[-1]["beam"][0] == result["dilation_search"]["dilations"]
+    # the final check: the pick (the final beam's best), the rest of the beam and all-dilation-1, each with
+    # its own paths; all-dilation-1 is kept unless the pick leads it significantly
+    final, ones = result["dilation_search"]["final"], [1] * sum(arch.blocks)
+    finalists = [c["dilations"] for c in final["candidates"]]
+    assert finalists == steps[-1]["beam"] + ([ones] if ones not in steps[-1]["beam"] else [])
+    assert final["confidence"]["winner"] == steps[-1]["beam"][0] and final["confidence"]["reference"] == ones
+    assert final["fallback"] == (steps[-1]["beam"][0] != ones and final["confidence"]["lead"]["ci"][0] <= 0)
+    assert arch.dilations == result["dilation_search"]["dilations"] == (ones if final["fallback"] else steps[-1]["beam"][0])
+    assert result["dilation_search"]["metrics"] == final["candidates"][finalists.index(arch.dilations)]["metrics"]
     assert result["macs"]["found"] == result["macs"]["baseline"]
     assert len(result["data"]["fingerprint"]) == 64 and result["data"]["archval"] == 8
     assert result["versions"]["torch"] == torch.__version__ and result["config"]["preset"] == "tiny"
     assert from_json(out / "result.json").architecture == arch
     assert f"found allocation {arch.blocks}" in stdout and "result: " in stdout
+    assert ("fallback: kept the baseline allocation" in stdout) == stage["fallback"]
+    assert ("fallback: kept all-dilation-1" in stdout) == final["fallback"]
 
 
 def test_result_loads_into_its_record_and_round_trips(reference, tmp_path):
@@ -101,9 +115,13 @@ def test_differentiable_mode(tmp_path):
     from crnas.cli.common import load_dataset
     from crnas.search import SearchResult, preset, run_search
 
-    config = preset("tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24))
+    config = preset(
+        "tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24), fallback=False,
+    )
     result = run_search(config, load_dataset({**config.data, "seed": 0}), tmp_path, progress=False)
     found = result.dilation_search
+    assert found.final is None and not result.stage_search.fallback  # the winners as they are
+    assert result.architecture.blocks == result.stage_search.allocations[0].blocks
     probabilities = torch.tensor(found.probabilities)
     assert probabilities.shape == (sum(result.architecture.blocks), 3) and found.choices == [1, 2, 3] and found.steps == []
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(len(probabilities)))
@@ -141,18 +159,47 @@ def test_quality_preset_is_the_demo_detector_with_the_measured_supernet_recipe()
         assert exit_.value.code == 0
 
 
-def test_stage_sampling_is_checked():
+def test_stage_sampling_and_switches_are_checked():
     from crnas.search import preset
 
     assert preset("tiny").stage_sampling == "uniform" and preset("tiny", stage_sampling="balanced").stage_sampling == "balanced"
     with pytest.raises(ValueError, match="stage_sampling: expected one of uniform, balanced, got 'fair'"):
         preset("tiny", stage_sampling="fair")
+    assert all(preset(name).fallback for name in ("tiny", "demo", "quality", "paper"))
+    with pytest.raises(ValueError, match="fallback: expected true or false, got 'no'"):
+        preset("tiny", fallback="no")
+
+
+def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
+    """config.json and result.json written before the fallback existed: the search resumes with the new
+    settings at their defaults (to the same result), and the old result loads without them."""
+    import shutil
+
+    from crnas.search import SearchResult
+
+    out, expected, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    config = json.loads((run / "config.json").read_text())
+    del config["fallback"]
+    (run / "config.json").write_text(json.dumps(config))
+    before = json.loads((run / "timing.json").read_text())
+    search(run, "--resume")
+    assert json.loads((run / "result.json").read_text()) == expected
+    after = json.loads((run / "timing.json").read_text())  # each phase's seconds, summed over both runs
+    phases = ("stage_supernet_s", "stage_search_s", "op_supernet_s", "dilation_search_s")
+    assert set(before) == set(after) == set(phases) and all(after[p] >= before[p] for p in phases)
+    assert after["dilation_search_s"] > before["dilation_search_s"]  # the final check ran again
+    old = json.loads(json.dumps(expected))
+    del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["fallback"]
+    record = SearchResult.from_dict(old)
+    assert not record.stage_search.fallback and record.dilation_search.final is None and record.config.fallback
 
 
 def test_result_records_the_confidence_of_every_ranking(reference):
     out, result, _ = reference
     stage = result["stage_search"]["confidence"]
-    assert stage["winner"] == result["stage_search"]["best"] and stage["reference"] == result["baseline"]["blocks"]
+    assert stage["winner"] == result["stage_search"]["allocations"][0]["blocks"] and stage["reference"] == result["baseline"]["blocks"]
     lo, hi = stage["lead"]["ci"]
     assert lo <= stage["lead"]["value"] <= hi and 0 <= stage["indistinguishable"] < stage["candidates"] == len(result["stage_search"]["allocations"])
     assert stage["images"] == result["data"]["archval"] and stage["resamples"] == 200
@@ -161,6 +208,9 @@ def test_result_records_the_confidence_of_every_ranking(reference):
         assert conf["winner"] == step["beam"][0] and conf["reference"] == step["beam"][1]
         assert conf["lead"]["value"] >= 0 and conf["lead"]["ci"][0] <= conf["lead"]["value"] <= conf["lead"]["ci"][1]
     assert len(list((out / "detections" / "stage").glob("*.pt"))) == len(result["stage_search"]["allocations"])
+    final = result["dilation_search"]["final"]["confidence"]  # the pick against all-dilation-1
+    assert final["candidates"] == len(result["dilation_search"]["final"]["candidates"]) and final["resamples"] == 200
+    assert (out / "detections" / "dilation" / "final.pt").is_file()
 
 
 def test_tiny_end_to_end_audit(reference, tmp_path):
@@ -171,13 +221,18 @@ def test_tiny_end_to_end_audit(reference, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
     stage = audit["stage"]
-    assert [p["blocks"] for p in stage["pairs"]][0] == result["stage_search"]["best"] == stage["pick"]
+    assert [p["blocks"] for p in stage["pairs"]][0] == result["stage_search"]["allocations"][0]["blocks"]
+    assert stage["pick"] == result["stage_search"]["best"]
     assert result["baseline"]["blocks"] in [p["blocks"] for p in stage["pairs"]] and len(stage["pairs"]) == 3
     assert -1 <= stage["kendall_tau"]["value"] <= 1 and len(stage["spearman_rho"]["ci"]) == 2
     assert stage["regret"] >= 0 and 0 <= stage["top3_overlap"] <= 3
     assert all(0 <= p["standalone_AP"] <= 1 for p in stage["pairs"])
     dilation = audit["dilation"]
     assert [1] * sum(result["stage_search"]["best"]) in [p["dilations"] for p in dilation["pairs"]]
+    final = result["dilation_search"]["final"]  # the audit ranks the final check's scores
+    assert {tuple(p["dilations"]): p["supernet_AP"] for p in dilation["pairs"]} == {
+        tuple(c["dilations"]): c["metrics"]["AP"] for c in final["candidates"]
+    }
     assert dilation["pick"] == result["dilation_search"]["dilations"]
     from crnas.analysis.audit_figures import plot_audit
 

@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
     parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
     parser.add_argument(
+        "--no-fallback", action="store_true",
+        help="take the searches' winners even when archval cannot tell them from the baseline allocation / all-dilation-1 "
+        "(default: keep those unless beaten significantly; docs/design.md#fallback)",
+    )
+    parser.add_argument(
         "--weights-backbone", metavar="WEIGHTS",
         help="start the supernet from backbone weights: 'torchvision' (ImageNet) or a state-dict file of the family's network "
         "(docs/design.md#supernet-init)",
@@ -68,13 +73,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _confidences(result: SearchResult) -> list[tuple[str, Confidence]]:
-    """The stage search's and the last greedy step's confidence records, where the result has them."""
+    """The stage search's, the last greedy step's and the final check's confidence records, where the
+    result has them."""
     out = []
     if result.stage_search.confidence is not None:
         out.append(("stage search", result.stage_search.confidence))
     steps = result.dilation_search.steps
     if steps and steps[-1].confidence is not None:
         out.append(("dilation search (last step)", steps[-1].confidence))
+    if result.dilation_search.final is not None:
+        out.append(("dilation search (pick vs all-dilation-1)", result.dilation_search.final.confidence))
+    return out
+
+
+def _fallbacks(result: SearchResult) -> list[str]:
+    """What the search kept instead of its winners (docs/design.md#fallback)."""
+    out = []
+    if result.stage_search.fallback:
+        out.append(f"kept the baseline allocation {result.baseline.blocks}: the stage search's winner "
+                   f"{result.stage_search.allocations[0].blocks} is not significantly better on archval")
+    final = result.dilation_search.final
+    if final is not None and final.fallback:
+        out.append(f"kept all-dilation-1: the dilation search's pick {final.confidence.winner} is not significantly better on archval")
     return out
 
 
@@ -93,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling,
-        weights_backbone=args.weights_backbone, data=spec,
+        weights_backbone=args.weights_backbone, fallback=False if args.no_fallback else None, data=spec,
     )
     check_device(config.device)
     dataset = load_dataset(config.data)  # the spec as the search records it (completed by the preset)
@@ -130,5 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(confidence.summary(what))
         if not confidence.lead.significant:
             print(f"  warning: {NOISE_ADVICE}")
+    for line in _fallbacks(result):
+        print(f"fallback: {line} (--no-fallback to take it anyway; docs/design.md#fallback)")
     print(f"result: {args.out / 'result.json'}")
     return 0

@@ -2,6 +2,8 @@
 
 - :func:`stage_search`: every feasible allocation scored on archval (Eq. 1), the whole table kept.
 - :func:`greedy_dilation_search`: Algorithm 1, top-K beam search over per-block dilations.
+- :func:`final_check`: the dilation search's pick against all-dilation-1, kept only on evidence
+  (docs/design.md#fallback).
 
 The differentiable dilation search runs inside supernet training instead
 (:class:`crnas.search.callbacks.DifferentiableSearch`).
@@ -24,12 +26,15 @@ from tqdm import tqdm
 from crnas import distributed
 from crnas.arch import StageSpace
 from crnas.eval.detections import Record
-from crnas.search.confidence import DetectionStore, allocation_key, step_key
-from crnas.search.result import DilationSearch, GreedyStep, ScoredAllocation
+from crnas.search.confidence import DetectionStore, allocation_key, compare_to_winner, step_key
+from crnas.search.result import Candidate, DilationSearch, FinalCheck, GreedyStep, ScoredAllocation
 from crnas.search.scoring import Scorer
 from crnas.search.searchlog import append_log, read_log, truncate_torn_line
 
-__all__ = ["stage_search", "greedy_dilation_search"]
+__all__ = ["stage_search", "greedy_dilation_search", "final_check", "FINAL_KEY"]
+
+#: The :class:`DetectionStore` key of the final check's detections.
+FINAL_KEY = "final"
 
 logger = logging.getLogger(__name__)
 
@@ -113,3 +118,35 @@ def greedy_dilation_search(
     best = beam[0]
     final = next(c.metrics for c in steps[-1].candidates if c.dilations == best)
     return DilationSearch("greedy", best, final, steps=steps, k=k, joint=joint, common_random=common_random)
+
+
+def final_check(
+    scorer: Scorer,
+    finalists: Sequence[Sequence[int]],
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store: DetectionStore[list[list[Record]]] | None = None,
+) -> FinalCheck:
+    """Score the dilation search's ``finalists`` (its pick first, e.g. the final beam) and all-dilation-1,
+    each with its own dilation in every block, and compare the pick with all-dilation-1 by the paired
+    archval bootstrap (:func:`~crnas.search.confidence.compare_to_winner`). ``fallback`` is set, and
+    all-dilation-1 is the one to keep, when the pick's lead over it is not significant."""
+    if not finalists:
+        raise ValueError("finalists: expected at least the dilation search's pick, got none")
+    candidates = [list(f) for f in finalists]
+    ones = [1] * len(candidates[0])
+    if ones not in candidates:
+        candidates.append(ones)
+    scored = scorer.evaluate_candidates(candidates, len(ones) - 1, joint=False)
+    detections = [d for _, d in scored]
+    if store is not None:
+        store.save(FINAL_KEY, detections)
+    confidence = compare_to_winner(
+        detections, candidates, 0, candidates.index(ones), scorer.archval, resamples=resamples, level=level, seed=seed,
+        max_detections=scorer.max_detections,
+    )
+    fallback = candidates[0] != ones and not confidence.lead.significant
+    logger.info("final check: %s", confidence.summary("dilation search"))
+    return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback)

@@ -47,8 +47,8 @@ from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
 from crnas.jsonfile import read_record, write_json
 from crnas.search.config import SearchConfig
-from crnas.search.driver import _supernet, data_fingerprint
-from crnas.search.result import SearchResult
+from crnas.search.driver import _supernet, data_fingerprint, run_final_check
+from crnas.search.result import FinalCheck, SearchResult
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
@@ -56,7 +56,7 @@ from crnas.train import CHECKPOINT_NAME, train_detector
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
     "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_trainer",
-    "run_jobs", "variance_components", "ranking_audit",
+    "run_jobs", "variance_components", "ranking_audit", "final_check_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -436,7 +436,7 @@ def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = N
     table = result.stage_search.allocations  # best first
     picks = pick_allocations([r.blocks for r in table], result.baseline.blocks, audit.allocations)
     stage = [(table[i].blocks, [1] * sum(table[i].blocks), table[i].metrics["AP"], i + 1) for i in picks]
-    dilation = _dilation_candidates(search_dir, config, result, archtrain, archval) if audit.dilation else []
+    dilation = _dilation_candidates(search_dir, result, archtrain, archval) if audit.dilation else []
     iterations = audit.iterations or config.stage_iterations
     make_jobs = job_factory(config, train_set, eval_set, iterations, audit.seeds)
     return AuditPlan(
@@ -444,29 +444,32 @@ def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = N
     )
 
 
-def _dilation_candidates(
-    search_dir: Path, config: SearchConfig, result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset
-) -> list[Entry]:
+def _dilation_candidates(search_dir: Path, result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset) -> list[Entry]:
     """The final beam (or the differentiable pick) and all-dilation-1 on the found allocation, each
-    scored with full paths (no random completion) by the trained operation supernet."""
-
+    scored with full paths (no random completion) by the trained operation supernet: the search's
+    final check (:func:`final_check_of`)."""
     blocks = result.stage_search.best
-    search = result.dilation_search
-    candidates = [list(b) for b in search.steps[-1].beam] if search.method == "greedy" else [list(search.dilations)]
-    ones = [1] * sum(blocks)
-    if ones not in candidates:
-        candidates.append(ones)
-    checkpoint = search_dir / "op_supernet" / CHECKPOINT_NAME
+    candidates = final_check_of(search_dir, result, archtrain, archval).candidates
+    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].metrics["AP"], candidates[i].dilations))
+    rank = {i: r + 1 for r, i in enumerate(order)}
+    return [(list(blocks), list(c.dilations), c.metrics["AP"], rank[i]) for i, c in enumerate(candidates)]
+
+
+def final_check_of(search_dir: str | os.PathLike[str], result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset) -> FinalCheck:
+    """A search's final check (docs/design.md#fallback): the one in its result, or, for a search made
+    without it (``--no-fallback``, an older crnas), the same check made now with the operation
+    supernet's checkpoint."""
+    if result.dilation_search.final is not None:
+        return result.dilation_search.final
+    config = result.config
+    checkpoint = Path(search_dir) / "op_supernet" / CHECKPOINT_NAME
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"audit: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
+        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
     model = _supernet(config, config.space(), len(archval.classes) + 1)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
-    supernet_of(model).set_allocation(blocks)
+    supernet_of(model).set_allocation(result.stage_search.best)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
-    metrics = scorer.score_candidates(candidates, len(ones) - 1, joint=False)
-    order = sorted(range(len(candidates)), key=lambda i: (-metrics[i]["AP"], candidates[i]))
-    rank = {i: r + 1 for r, i in enumerate(order)}
-    return [(list(blocks), candidates[i], metrics[i]["AP"], rank[i]) for i in range(len(candidates))]
+    return run_final_check(config, scorer, result.dilation_search)
 
 
 def job_factory(

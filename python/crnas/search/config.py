@@ -51,6 +51,10 @@ class SearchConfig:
     beam: int = 3
     #: Bootstrap resamples of archval behind every confidence interval of the search.
     bootstrap_resamples: int = 1000
+    #: Depart from the baseline only on evidence: keep the baseline allocation when the stage search's
+    #: winner cannot be told apart from it, and all-dilation-1 when the dilation search's best finalist
+    #: cannot (docs/design.md#fallback).
+    fallback: bool = True
     #: Score the candidates of a greedy step together in one pass (per-sample paths through the fused
     #: op, shared BN recalibration) instead of one by one. Off for the CPU presets, where one by one
     #: measured faster (benches/bench_search.py); on for ``paper`` (GPUs, large batches).
@@ -90,6 +94,9 @@ class SearchConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
+        for flag in ("joint", "common_random", "per_sample_paths", "fallback"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag}: expected true or false, got {getattr(self, flag)!r}")
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
         if self.stage_sampling not in SAMPLINGS:
             raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")

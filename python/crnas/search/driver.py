@@ -34,16 +34,16 @@ from crnas.data.seeding import derive_seed
 from crnas.detection import detection_limit
 from crnas.eval.detections import Record
 from crnas.jsonfile import write_json
-from crnas.search.algorithms import greedy_dilation_search, stage_search
+from crnas.search.algorithms import final_check, greedy_dilation_search, stage_search
 from crnas.search.callbacks import DifferentiableSearch, PathSampler, StageSampler
 from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
 from crnas.search.config import SearchConfig
-from crnas.search.result import DilationSearch, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
+from crnas.search.result import DilationSearch, FinalCheck, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
-__all__ = ["run_search", "data_fingerprint"]
+__all__ = ["run_search", "run_final_check", "data_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         write_json(path, data)
 
 
+def _add_time(out: Path, phase: str, since: float) -> None:
+    """Add the seconds since ``since`` to ``phase`` in ``timing.json`` (not part of the reproducible result):
+    each phase's wall time summed over the runs of a resumed search, a killed run's unfinished phase aside."""
+    file = out / "timing.json"
+    timing = json.loads(file.read_text()) if file.is_file() else {}
+    timing[phase] = round(timing.get(phase, 0.0) + time.time() - since, 1)
+    _write_json(file, timing)
+
+
 def _supernet(config: SearchConfig, space: StageSpace, num_classes: int) -> torch.nn.Module:
     torch.manual_seed(derive_seed(config.seed, INIT))
     return build_supernet_detector(
@@ -109,6 +118,15 @@ def _log_confidence(conf: Confidence | None, what: str, baseline_name: str = "th
         logger.warning("%s: the winner cannot be told apart from %s; %s", what, baseline_name, NOISE_ADVICE)
 
 
+def run_final_check(
+    config: SearchConfig, scorer: Scorer, search: DilationSearch, store: DetectionStore[list[list[Record]]] | None = None
+) -> FinalCheck:
+    """The dilation search's final check (docs/design.md#fallback): its finalists (the final beam, or
+    the differentiable pick) against all-dilation-1, with the search's resamples and seed."""
+    finalists = [list(b) for b in search.steps[-1].beam] if search.steps else [list(search.dilations)]
+    return final_check(scorer, finalists, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE, 0), store=store)
+
+
 def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
@@ -125,7 +143,8 @@ def run_search(
     saved = out / "config.json"
     current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
     if saved.is_file():
-        previous = json.loads(saved.read_text())
+        # an older crnas's config.json lacks the settings added since: they read back as their defaults
+        previous = json.loads(json.dumps(SearchConfig.from_dict(json.loads(saved.read_text())).to_dict()))
         if not resume:
             raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
         if previous != current:
@@ -152,22 +171,28 @@ def run_search(
         report = supernet_of(model).inherit(config.weights_backbone)
         logger.info("stage supernet initialised from %s: %s", config.weights_backbone, report)
     _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed, config.stage_sampling)], progress)
-    timing = {"stage_supernet_s": time.time() - started}
+    _add_time(out, "stage_supernet_s", started)
 
     # 2. stage search
     t0 = time.time()
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
     stage_store: DetectionStore[list[Record]] = DetectionStore(out / "detections" / "stage")
     table = stage_search(scorer, space, out / "stage_search.jsonl", macs=allocation_macs, progress=progress, store=stage_store)
-    best_blocks = table[0].blocks
-    timing["stage_search_s"] = time.time() - t0
-    logger.info("stage search: best allocation %s (AP %.4f)", best_blocks, table[0].metrics["AP"])
+    _add_time(out, "stage_search_s", t0)
+    logger.info("stage search: best allocation %s (AP %.4f)", table[0].blocks, table[0].metrics["AP"])
     baseline = Architecture.baseline(config.family).replace(width=config.width)
     stage_conf = stage_confidence(
         [r.blocks for r in table], stage_store, archval, baseline.blocks, resamples=config.bootstrap_resamples,
         seed=derive_seed(config.seed, CONFIDENCE), max_detections=scorer.max_detections,
     )
     _log_confidence(stage_conf, "stage search")
+    stage_fallback = (
+        config.fallback and stage_conf is not None and table[0].blocks != baseline.blocks and stage_conf.reference == baseline.blocks
+        and not stage_conf.lead.significant
+    )
+    best_blocks = baseline.blocks if stage_fallback else table[0].blocks
+    if stage_fallback:
+        logger.warning("stage search: keeping the baseline allocation %s (docs/design.md#fallback)", best_blocks)
 
     # 3. operation supernet, from the stage supernet's weights
     t0 = time.time()
@@ -187,7 +212,7 @@ def run_search(
     else:
         callbacks = [PathSampler(config.seed, per_sample=config.per_sample_paths)]
     _train(config, model, archtrain, config.op_iterations, op_dir, callbacks, progress)
-    timing["op_supernet_s"] = time.time() - t0
+    _add_time(out, "op_supernet_s", t0)
 
     # 4. dilation search
     t0 = time.time()
@@ -213,7 +238,16 @@ def run_search(
             )
         last = dilation_search.steps[-1].confidence if dilation_search.steps else None
         _log_confidence(last, "dilation search (last step)", baseline_name="the runner-up")
-    timing["dilation_search_s"] = time.time() - t0
+    if config.fallback:
+        final = run_final_check(config, scorer, dilation_search, DetectionStore(out / "detections" / "dilation"))
+        _log_confidence(final.confidence, "dilation search (pick vs all-dilation-1)", baseline_name="all-dilation-1")
+        if final.fallback:
+            logger.warning("dilation search: keeping all-dilation-1 (docs/design.md#fallback)")
+        kept = final.confidence.reference if final.fallback else final.confidence.winner
+        dilation_search.final = final
+        dilation_search.dilations = kept
+        dilation_search.metrics = next(c.metrics for c in final.candidates if c.dilations == kept)
+    _add_time(out, "dilation_search_s", t0)
 
     found = space.architecture(best_blocks, dilation_search.dilations)
     macs = lambda a: flops.count(a, config.macs_input, config.detector, **convention).macs  # noqa: E731
@@ -224,7 +258,7 @@ def run_search(
             found=macs(found), baseline=macs(baseline), input_size=list(config.macs_input), detector=config.detector,
             convention={"description": "conv + linear MACs, whole detector without RoIAlign (docs/flops.md)", **convention},
         ),
-        stage_search=StageSearch(best=best_blocks, allocations=table, confidence=stage_conf),
+        stage_search=StageSearch(best=best_blocks, allocations=table, confidence=stage_conf, fallback=stage_fallback),
         dilation_search=dilation_search,
         space=SearchedSpace(family=space.family, choices=space.choices, budget=space.budget, width=space.width, size=len(space)),
         data=SearchData(
@@ -237,5 +271,4 @@ def run_search(
     )
     if distributed.is_main():
         result.save(out / "result.json")
-    _write_json(out / "timing.json", {k: round(v, 1) for k, v in timing.items()})  # not part of the (reproducible) result
     return result

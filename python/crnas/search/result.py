@@ -3,11 +3,13 @@
 
 - ``architecture`` and ``baseline``: the found and the baseline :class:`~crnas.arch.Architecture`;
 - ``macs`` (:class:`SearchMacs`): both counted with the search's detector, input size and convention;
-- ``stage_search`` (:class:`StageSearch`): the best allocation, every scored allocation
-  (:class:`ScoredAllocation`, best first) and the winner's :class:`~crnas.search.confidence.Confidence`;
+- ``stage_search`` (:class:`StageSearch`): the chosen allocation, every scored allocation
+  (:class:`ScoredAllocation`, best first), the winner's :class:`~crnas.search.confidence.Confidence`
+  and whether the baseline allocation was kept instead (``fallback``, docs/design.md#fallback);
 - ``dilation_search`` (:class:`DilationSearch`): the method, the found dilations and, for the greedy
   beam, every step (:class:`GreedyStep`: its scored :class:`Candidate` prefixes, the beam, the step's
-  confidence), or, for the differentiable method, the final probabilities per block;
+  confidence), or, for the differentiable method, the final probabilities per block; and the
+  :class:`FinalCheck` of the finalists against all-dilation-1;
 - ``space`` (:class:`SearchedSpace`), ``data`` (:class:`SearchData`: spec, split sizes, classes,
   fingerprint), ``config`` (:class:`~crnas.search.config.SearchConfig`), ``seeds`` and ``versions``.
 
@@ -29,7 +31,8 @@ from crnas.search.confidence import Confidence
 from crnas.search.config import SearchConfig
 
 __all__ = [
-    "RESULT_FILE", "SearchResult", "SearchMacs", "ScoredAllocation", "StageSearch", "Candidate", "GreedyStep", "DilationSearch",
+    "RESULT_FILE", "SearchResult", "SearchMacs", "ScoredAllocation", "StageSearch", "Candidate", "GreedyStep", "FinalCheck",
+    "DilationSearch",
     "SearchedSpace", "SearchData", "ResultLike", "load_result",
 ]
 
@@ -75,22 +78,28 @@ class ScoredAllocation:
 
 @dataclass
 class StageSearch:
-    """The stage search: the best allocation, every scored allocation (best first), how sure the win is
-    (``None`` for a search by an older crnas or without kept detections)."""
+    """The stage search: the chosen allocation (``best``), every scored allocation (best first), how sure
+    the winner's lead over the baseline allocation is (``None`` for a search by an older crnas or without
+    kept detections), and ``fallback``: whether ``best`` is the baseline allocation, kept because the
+    winner could not be told apart from it (docs/design.md#fallback)."""
 
     best: list[int]
     allocations: list[ScoredAllocation]
     confidence: Confidence | None = None
+    fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "best": self.best, "allocations": [a.to_dict() for a in self.allocations],
-            "confidence": None if self.confidence is None else self.confidence.to_dict(),
+            "confidence": None if self.confidence is None else self.confidence.to_dict(), "fallback": self.fallback,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StageSearch:
-        return cls(list(d["best"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]], _confidence(d.get("confidence")))
+        return cls(
+            list(d["best"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]], _confidence(d.get("confidence")),
+            bool(d.get("fallback", False)),
+        )
 
 
 @dataclass
@@ -129,12 +138,33 @@ class GreedyStep:
 
 
 @dataclass
+class FinalCheck:
+    """The dilation search's finalists (the final beam, or the differentiable pick) and all-dilation-1,
+    each scored with its own paths in every block (no random completion); the best of them against
+    all-dilation-1 (``confidence``); ``fallback``: whether all-dilation-1 was kept because the best
+    could not be told apart from it (docs/design.md#fallback)."""
+
+    candidates: list[Candidate]
+    confidence: Confidence
+    fallback: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidates": [asdict(c) for c in self.candidates], "confidence": self.confidence.to_dict(), "fallback": self.fallback}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FinalCheck:
+        candidates = [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in d["candidates"]]
+        return cls(candidates, Confidence.from_dict(d["confidence"]), bool(d["fallback"]))
+
+
+@dataclass
 class DilationSearch:
-    """The dilation search over the found allocation's blocks.
+    """The dilation search over the chosen allocation's blocks.
 
     ``method`` ``"greedy"``: ``steps``, the beam width ``k`` and the scoring mode (``joint``,
     ``common_random``). ``"differentiable"``: ``probabilities`` (per block, over ``choices``, which a
-    result by an older crnas does not list).
+    result by an older crnas does not list). ``final``: the check against all-dilation-1 behind
+    ``dilations`` (``None`` when the search ran without it or by an older crnas).
     """
 
     method: str
@@ -146,25 +176,29 @@ class DilationSearch:
     common_random: bool | None = None
     choices: list[int] | None = None
     probabilities: list[list[float]] | None = None
+    final: FinalCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
         head = {"method": self.method, "dilations": self.dilations, "metrics": self.metrics}
+        tail = {"final": None if self.final is None else self.final.to_dict()}
         if self.method == "greedy":
-            return {**head, "steps": [s.to_dict() for s in self.steps], "k": self.k, "joint": self.joint, "common_random": self.common_random}
-        return {**head, **({} if self.choices is None else {"choices": self.choices}), "probabilities": self.probabilities}
+            steps = [s.to_dict() for s in self.steps]
+            return {**head, "steps": steps, "k": self.k, "joint": self.joint, "common_random": self.common_random, **tail}
+        return {**head, **({} if self.choices is None else {"choices": self.choices}), "probabilities": self.probabilities, **tail}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DilationSearch:
+        final = None if d.get("final") is None else FinalCheck.from_dict(d["final"])
         if d["method"] == "greedy":
             return cls(
                 "greedy", list(d["dilations"]), dict(d["metrics"]), steps=[GreedyStep.from_dict(s) for s in d["steps"]], k=d["k"],
-                joint=d["joint"], common_random=d["common_random"],
+                joint=d["joint"], common_random=d["common_random"], final=final,
             )
         if d["method"] == "differentiable":
             choices = d.get("choices")
             return cls(
                 "differentiable", list(d["dilations"]), dict(d["metrics"]), choices=None if choices is None else list(choices),
-                probabilities=[list(p) for p in d["probabilities"]],
+                probabilities=[list(p) for p in d["probabilities"]], final=final,
             )
         raise ValueError(f"dilation_search.method: expected 'greedy' or 'differentiable', got {d['method']!r}")
 
