@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +90,26 @@ def test_no_pyplot_and_no_backend_switch(tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "module://does_not_exist"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_search_figures_say_what_the_fallback_kept(tmp_path, example_result):
+    result = json.loads(json.dumps(example_result))
+    baseline, n = result["baseline"]["blocks"], sum(result["stage_search"]["best"])
+    lead = {"value": 0.004, "ci": [-0.01, 0.02]}
+    conf = lambda winner, reference: {  # noqa: E731
+        "winner": winner, "reference": reference, "lead": lead, "indistinguishable": 1, "candidates": 2, "images": 8, "resamples": 100,
+        "level": 0.95,
+    }
+    result["stage_search"].update(best=baseline, fallback=True, confidence=conf(result["stage_search"]["best"], baseline))
+    pick = result["dilation_search"]["dilations"]
+    result["dilation_search"]["final"] = {
+        "candidates": [{"dilations": pick, "metrics": {"AP": 0.1}}, {"dilations": [1] * n, "metrics": {"AP": 0.096}}],
+        "confidence": conf(pick, [1] * n), "fallback": True,
+    }
+    stage = plot_stage_search(result)
+    assert stage.axes[0].get_title().endswith("kept the baseline (fallback)")
+    assert [t.get_text() for t in stage.axes[0].get_legend().get_texts()][1] == f"chosen {baseline}"
+    greedy = plot_dilation_search(result)
+    assert greedy.axes[0].get_title().splitlines()[-1] == (
+        "final check: the pick leads all-dilation-1 by +0.40 AP (95% CI -1.00 .. +2.00): kept all-dilation-1"
+    )

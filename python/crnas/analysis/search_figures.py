@@ -11,7 +11,7 @@ from crnas.analysis._figure import dilation_colour, new_figure, save
 from crnas.analysis.architecture_figures import plot_allocation, plot_macs
 from crnas.analysis.audit_figures import plot_audit
 from crnas.analysis.results import result_architectures
-from crnas.search.result import ResultLike, load_result
+from crnas.search.result import DilationSearch, ResultLike, load_result
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,7 +39,8 @@ def plot_stage_search(result: ResultLike, *, metric: str = "AP", dpi: int = 100,
     left, right = fig.subplots(1, 2, width_ratios=[1.4, 1])
     values = [r.metrics[metric] for r in ranked]
     left.plot(range(1, len(values) + 1), values, ".", color="#1f77b4", markersize=4, label="allocations")
-    for marker, blocks, colour, name in (("*", best, "#d62728", "best"), ("X", baseline, "#ff7f0e", "baseline")):
+    chosen = "chosen" if result.stage_search.fallback else "best"  # the baseline itself after a fallback
+    for marker, blocks, colour, name in (("*", best, "#d62728", chosen), ("X", baseline, "#ff7f0e", "baseline")):
         hits = [(i + 1, r.metrics[metric]) for i, r in enumerate(ranked) if r.blocks == blocks]
         if hits:
             left.plot(*hits[0], marker, color=colour, markersize=12, label=f"{name} {blocks}")
@@ -51,6 +52,8 @@ def plot_stage_search(result: ResultLike, *, metric: str = "AP", dpi: int = 100,
         lo, hi = confidence.lead.ci
         title += (f"\nwinner − {confidence.reference}: {100 * confidence.lead.value:+.2f} AP "
                   f"[{100 * lo:+.2f}, {100 * hi:+.2f}]; {confidence.indistinguishable} indistinguishable")
+    if result.stage_search.fallback:
+        title += "; kept the baseline (fallback)"
     left.set_title(title, fontsize=9)
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
@@ -61,7 +64,7 @@ def plot_stage_search(result: ResultLike, *, metric: str = "AP", dpi: int = 100,
         cells[key] = max(cells.get(key, float("-inf")), r.metrics[metric])
     xs, ys = zip(*cells)
     points = right.scatter(xs, ys, c=list(cells.values()), cmap="viridis", s=90, marker="s", edgecolors="none")
-    right.plot(best[2], best[3], "o", markersize=15, markerfacecolor="none", markeredgecolor="#d62728", markeredgewidth=2, label="best")
+    right.plot(best[2], best[3], "o", markersize=15, markerfacecolor="none", markeredgecolor="#d62728", markeredgewidth=2, label=chosen)
     right.plot(baseline[2], baseline[3], "X", color="#ff7f0e", markersize=10, label="baseline")
     right.set_xlabel("C4 blocks")
     right.set_ylabel("C5 blocks")
@@ -97,7 +100,7 @@ def plot_dilation_search(result: ResultLike, *, dpi: int = 100, path: str | Path
             ax.plot(b + 1, max(range(len(row)), key=row.__getitem__), "s", markersize=10, markerfacecolor="none", markeredgecolor="#d62728")
         ax.set_yticks(range(len(choices)), [f"d={d}" for d in choices])
         fig.colorbar(image, ax=ax, label="probability")
-        ax.set_title("differentiable dilation search: final probabilities", fontsize=10)
+        ax.set_title("differentiable dilation search: final probabilities" + _final_check_line(search), fontsize=10)
     else:
         steps = search.steps
         if not steps:
@@ -122,7 +125,7 @@ def plot_dilation_search(result: ResultLike, *, dpi: int = 100, path: str | Path
         leads = [s.confidence.lead.significant for s in steps if s.confidence is not None]
         if leads:
             title += f"\n{sum(leads)} of {len(leads)} steps' winners beat the runner-up outside the 95% interval"
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title + _final_check_line(search), fontsize=9)
     ends = [sum(blocks[: i + 1]) for i in range(len(blocks))]
     for i, end in enumerate(ends):
         if end < sum(blocks):
@@ -135,6 +138,15 @@ def plot_dilation_search(result: ResultLike, *, dpi: int = 100, path: str | Path
     ax.set_xlim(0.5, sum(blocks) + 0.5)
     save(fig, path)
     return fig
+
+
+def _final_check_line(search: DilationSearch) -> str:
+    """A title line for the final check against all-dilation-1 (docs/design.md#fallback), if the search made one."""
+    if search.final is None:
+        return ""
+    lead, (lo, hi) = search.final.confidence.lead.value, search.final.confidence.lead.ci
+    kept = "kept all-dilation-1" if search.final.fallback else "kept the pick"
+    return f"\nfinal check: the pick leads all-dilation-1 by {100 * lead:+.2f} AP (95% CI {100 * lo:+.2f} .. {100 * hi:+.2f}): {kept}"
 
 
 def plot_search(
