@@ -63,6 +63,12 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     assert quality["baseline"]["AP"] == truth[(2, 2, 2, 2)]  # the same cached stand-alone runs
     assert quality["stage_only"]["AP"] == truth[tuple(result["stage_search"]["best"])]
     assert quality["found"]["dilations"] == result["architecture"]["dilations"]
+    final = result["dilation_search"]["final"]  # the pick the final check set aside is retrained too
+    if final["fallback"]:
+        assert quality["dilation_pick"]["dilations"] == final["confidence"]["winner"] != quality["found"]["dilations"]
+        assert len(quality["dilation_pick"]["AP"]) == 2 and "dilation_pick_vs_baseline" in quality
+    else:
+        assert "dilation_pick" not in quality
     assert quality["stage_only"]["dilations"] == [1] * sum(result["architecture"]["blocks"])
     assert (quality["baseline"]["macs"], quality["found"]["macs"]) == (result["macs"]["baseline"], result["macs"]["found"])
     assert quality["stage_only"]["macs"] == quality["found"]["macs"]  # dilation keeps the MACs
@@ -90,7 +96,8 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
 
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
     """A search without a recorded final check (an older crnas) gets the same check computed from its
-    operation supernet; an audit's stand-alone AP of the pick and all-dilation-1 judges the decision."""
+    operation supernet, fine-tuning included; an audit's stand-alone AP of the pick and all-dilation-1
+    judges each decision."""
     import shutil
 
     from crnas.search.audit import AuditRecord, Estimate, Pair, RankingAudit
@@ -98,27 +105,44 @@ def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audi
     tmp, search, _ = searched
     older = tmp / "older"
     shutil.copytree(search, older)
+    shutil.rmtree(older / "final_check")
     result = json.loads((search / "result.json").read_text())
     old = json.loads(json.dumps(result))
-    del old["dilation_search"]["final"], old["stage_search"]["fallback"]
+    del old["dilation_search"]["final"], old["stage_search"]["fallback"], old["config"]["finetune_check"]
     (older / "result.json").write_text(json.dumps(old))
     final, blocks = result["dilation_search"]["final"], result["stage_search"]["best"]
     pick, ones = final["confidence"]["winner"], [1] * sum(blocks)
-    assert pick != ones  # (this tiny search's pick, fixed by its seeds)
+    assert pick != ones and result["config"]["finetune_check"] == 3  # (this tiny search's pick, fixed by its seeds)
     pairs = [Pair(blocks, pick, 0.1, 10.0 / 100, [], 1), Pair(blocks, ones, 0.05, 12.5 / 100, [], 2)]
     ranking = RankingAudit(Estimate(-1.0, None), Estimate(-1.0, None), 1, 0.025, pick, pairs)
+    winner, baseline = result["stage_search"]["allocations"][0]["blocks"], result["baseline"]["blocks"]
+    stage_pairs = [Pair(b, [1] * sum(b), 0.1, ap, [], i + 1) for i, (b, ap) in enumerate([(winner, 0.20), (baseline, 0.15)])]
+    stage = RankingAudit(Estimate(1.0, None), Estimate(1.0, None), 1, 0.0, blocks, stage_pairs)
     (older / "audit").mkdir(exist_ok=True)
-    AuditRecord(ranking, ranking, {}, {}).save(older / "audit" / "audit.json")
+    AuditRecord(stage, ranking, {}, {}).save(older / "audit" / "audit.json")
     out = tmp / "fallback.json"
-    proc = run(tmp, str(ROOT / "scripts" / "fallback_check.py"), str(search), str(older), "--out", str(out))
+    proc = run(tmp, str(ROOT / "scripts" / "fallback_check.py"), str(search), str(older), "--finetune", "3", "--out", str(out))
     recorded, replayed = json.loads(out.read_text())["rows"]
-    assert recorded["recorded_in_search"] and not replayed["recorded_in_search"]
-    for key in ("pick", "supernet_AP", "lead", "fallback", "blocks", "archval_images"):
-        assert replayed[key] == recorded[key], key  # the same check, made again from the checkpoint
-    assert recorded["fallback"] == final["fallback"] and recorded["lead"]["value"] == pytest.approx(100 * final["confidence"]["lead"]["value"])
-    assert "standalone_AP" not in recorded  # no audit there
-    standalone = replayed["standalone_AP"]
-    assert (standalone["pick"], standalone["all_1"]) == pytest.approx((10.0, 12.5))
-    assert replayed["decision_right"] == replayed["fallback"]  # all-dilation-1 trained better here
-    assert standalone["gain_over_the_pick"] == pytest.approx(2.5 if replayed["fallback"] else 0.0)
-    assert f"{older}: pick leads all-dilation-1" in proc.stdout
+    assert [c["finetune_iterations"] for c in recorded["checks"]] == [c["finetune_iterations"] for c in replayed["checks"]] == [0, 3]
+    assert [c["recorded_in_search"] for c in recorded["checks"]] == [False, True]  # the search's own check is the fine-tuned one
+    assert not any(c["recorded_in_search"] for c in replayed["checks"])
+    for mine, again in zip(recorded["checks"], replayed["checks"]):
+        for key in ("pick", "AP", "lead", "fallback"):
+            assert again[key] == mine[key], key  # the same checks, made again from the checkpoint
+    fine = recorded["checks"][1]
+    assert fine["fallback"] == final["fallback"] and fine["lead"]["value"] == pytest.approx(100 * final["confidence"]["lead"]["value"])
+    assert fine["AP"]["pick"] == pytest.approx(100 * final["finetuned"][0]["metrics"]["AP"])
+    plain = {tuple(c["dilations"]): 100 * c["metrics"]["AP"] for c in final["candidates"]}
+    assert recorded["checks"][0]["AP"] == pytest.approx({"pick": plain[tuple(pick)], "all_1": plain[tuple(ones)]})
+    assert "standalone_AP" not in recorded and not (older / "final_check").exists()  # no audit there; nothing written
+    assert (replayed["standalone_AP"]["pick"], replayed["standalone_AP"]["all_1"]) == pytest.approx((10.0, 12.5))
+    for c in replayed["checks"]:  # all-dilation-1 trained better here
+        assert c["decision_right"] == c["fallback"] and c["gain_over_the_pick"] == pytest.approx(2.5 if c["fallback"] else 0.0)
+    assert f"{older} (after 3 fine-tuning iterations each): pick" in proc.stdout
+    # the stage search's decision, from its recorded confidence, judged by the audit's stand-alone AP
+    for row in (recorded, replayed):
+        lead = result["stage_search"]["confidence"]["lead"]
+        assert row["stage"]["winner"] == winner and row["stage"]["lead"]["value"] == pytest.approx(100 * lead["value"])
+        assert row["stage"]["fallback"] == (winner != baseline and lead["ci"][0] <= 0)  # what --stage-fallback would decide
+    assert replayed["stage"]["standalone_AP"]["winner"] == pytest.approx(20.0) and "standalone_AP" not in recorded["stage"]
+    assert winner != baseline and replayed["stage"]["decision_right"] == (not replayed["stage"]["fallback"])  # the winner trained better

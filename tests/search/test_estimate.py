@@ -11,12 +11,20 @@ from crnas.search.estimate import _greedy_candidates, estimate_search
 def test_estimate_on_the_tiny_preset(tmp_path, capsys):
     config = preset("tiny", family="resnet18", stage_iterations=30, op_iterations=20)
     estimate = estimate_search(config, SyntheticDetection(10, image_size=(64, 64), seed=0), steps=1)
-    assert [p.name for p in estimate.phases] == ["stage supernet", "stage search", "op supernet", "dilation search"]
+    assert [p.name for p in estimate.phases] == ["stage supernet", "stage search", "op supernet", "dilation search", "final check"]
     assert estimate.space_size == 9 and estimate.budget == "8 blocks"
-    assert [p.images for p in estimate.phases] == [30 * 4, 9 * (2 + 2 * 4), 20 * 4, 66 * (2 + 2 * 4)]  # archval 2 + 2 recal batches of 4
+    scored = 2 + 2 * 4  # archval 2 + 2 recal batches of 4
+    # the final check: the beam and all-dilation-1 scored, the pick and all-dilation-1 fine-tuned 3 iterations each and scored
+    assert config.finetune_check == 3 and estimate.phases[-1].work == "4 finalists scored; 2 x 3 fine-tuning iterations"
+    assert [p.images for p in estimate.phases] == [30 * 4, 9 * scored, 20 * 4, 66 * scored, 4 * scored + 2 * (3 * 4 + scored)]
     assert all(p.seconds > 0 for p in estimate.phases)
-    stage, _, op, _ = estimate.phases
+    stage, _, op, _, _ = estimate.phases
     assert stage.seconds == 30 * estimate.measured["stage step"] and op.seconds == 20 * estimate.measured["op step"]
+    data = SyntheticDetection(10, image_size=(64, 64), seed=0)
+    plain = estimate_search(preset("tiny", family="resnet18", finetune_check=0), data, steps=1)
+    assert plain.phases[-1].work == "4 finalists scored" and plain.phases[-1].images == 4 * scored
+    unchecked = estimate_search(preset("tiny", family="resnet18", dilation_fallback=False), data, steps=1)
+    assert [p.name for p in unchecked.phases][-1] == "dilation search"
     assert _greedy_candidates(8, 3, 3) == 3 + 7 * 9 and _greedy_candidates(2, 3, 1) == 6
     assert main(["search", "--synthetic", "10", "--image-size", "64", "--preset", "tiny", "--family", "resnet18",
                  "--out", str(tmp_path / "run"), "--dry-run"]) == 0

@@ -15,7 +15,7 @@ import torch
 from crnas import Architecture, StageSpace
 from crnas.models import from_json
 
-ARGS = ["--synthetic", "--family", "resnet18", "--preset", "tiny", "--no-progress"]
+ARGS = ["--synthetic", "--family", "resnet18", "--preset", "tiny", "--no-progress", "--stage-fallback"]
 
 
 def search(out: Path, *extra: str, kill_when=None) -> subprocess.CompletedProcess | None:
@@ -67,11 +67,16 @@ def test_result_is_complete_and_valid(reference):
         assert step["beam"] == [c["dilations"] for c in ranked[:3]]
         assert all(len(c["dilations"]) == step["step"] + 1 for c in step["candidates"])
     # the final check: the pick (the final beam's best), the rest of the beam and all-dilation-1, each with
-    # its own paths; all-dilation-1 is kept unless the pick leads it significantly
+    # its own paths; then the pick and all-dilation-1 fine-tuned (the tiny preset's 3 iterations each) and
+    # compared; all-dilation-1 is kept unless the pick leads it significantly
     final, ones = result["dilation_search"]["final"], [1] * sum(arch.blocks)
     finalists = [c["dilations"] for c in final["candidates"]]
     assert finalists == steps[-1]["beam"] + ([ones] if ones not in steps[-1]["beam"] else [])
+    assert [c["dilations"] for c in final["finetuned"]] == [steps[-1]["beam"][0], ones] and final["confidence"]["candidates"] == 2
+    assert final["finetuned"] != [final["candidates"][0], final["candidates"][finalists.index(ones)]]  # trained: new scores
     assert final["confidence"]["winner"] == steps[-1]["beam"][0] and final["confidence"]["reference"] == ones
+    for dilations in (steps[-1]["beam"][0], ones):  # resumable fine-tuning runs
+        assert (out / "final_check" / "-".join(map(str, dilations)) / "last.pt").is_file()
     assert final["fallback"] == (steps[-1]["beam"][0] != ones and final["confidence"]["lead"]["ci"][0] <= 0)
     assert arch.dilations == result["dilation_search"]["dilations"] == (ones if final["fallback"] else steps[-1]["beam"][0])
     assert result["dilation_search"]["metrics"] == final["candidates"][finalists.index(arch.dilations)]["metrics"]
@@ -116,11 +121,12 @@ def test_differentiable_mode(tmp_path):
     from crnas.search import SearchResult, preset, run_search
 
     config = preset(
-        "tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24), fallback=False,
+        "tiny", family="resnet18", method="differentiable", stage_iterations=6, op_iterations=8, data=dict(num_images=24), dilation_fallback=False,
     )
     result = run_search(config, load_dataset({**config.data, "seed": 0}), tmp_path, progress=False)
     found = result.dilation_search
     assert found.final is None and not result.stage_search.fallback  # the winners as they are
+    assert not (tmp_path / "final_check").exists()
     assert result.architecture.blocks == result.stage_search.allocations[0].blocks
     probabilities = torch.tensor(found.probabilities)
     assert probabilities.shape == (sum(result.architecture.blocks), 3) and found.choices == [1, 2, 3] and found.steps == []
@@ -147,10 +153,11 @@ def test_quality_preset_is_the_demo_detector_with_the_measured_supernet_recipe()
     from crnas.search import PRESETS, preset
 
     quality, demo = preset("quality"), preset("demo")
-    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "data", "preset"}
+    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "finetune_check", "data", "preset"}
     differing = {k for k in quality.to_dict() if quality.to_dict()[k] != demo.to_dict()[k]}
     assert differing == recipe  # same detector, data distribution and training; only the search recipe differs
     assert (quality.stage_iterations, quality.op_iterations, quality.stage_sampling) == (2000, 1000, "balanced")
+    assert (quality.finetune_check, demo.finetune_check) == (400, 100)  # the fine-tuning measured in docs/results.md#fallback
     assert round(quality.data["num_images"] * quality.val_fraction) == 160  # the archval of docs/results.md
     assert quality.data["size_reference"] == demo.data["size_reference"] == 192
     for name in PRESETS:  # every preset is offered by the CLI
@@ -165,14 +172,16 @@ def test_stage_sampling_and_switches_are_checked():
     assert preset("tiny").stage_sampling == "uniform" and preset("tiny", stage_sampling="balanced").stage_sampling == "balanced"
     with pytest.raises(ValueError, match="stage_sampling: expected one of uniform, balanced, got 'fair'"):
         preset("tiny", stage_sampling="fair")
-    assert all(preset(name).fallback for name in ("tiny", "demo", "quality", "paper"))
-    with pytest.raises(ValueError, match="fallback: expected true or false, got 'no'"):
-        preset("tiny", fallback="no")
+    assert all(preset(name).dilation_fallback and not preset(name).stage_fallback for name in ("tiny", "demo", "quality", "paper"))
+    with pytest.raises(ValueError, match="finetune_check: expected an int >= 0, got -1"):
+        preset("tiny", finetune_check=-1)
+    with pytest.raises(ValueError, match="stage_fallback: expected true or false, got 'no'"):
+        preset("tiny", stage_fallback="no")
 
 
 def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     """config.json and result.json written before the fallback existed: the search resumes with the new
-    settings at their defaults (to the same result), and the old result loads without them."""
+    settings of this run (to the same result), and the old result loads without them (their defaults)."""
     import shutil
 
     from crnas.search import SearchResult
@@ -181,7 +190,7 @@ def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(out, run)
     config = json.loads((run / "config.json").read_text())
-    del config["fallback"]
+    del config["dilation_fallback"], config["stage_fallback"], config["finetune_check"]
     (run / "config.json").write_text(json.dumps(config))
     before = json.loads((run / "timing.json").read_text())
     search(run, "--resume")
@@ -191,9 +200,9 @@ def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     assert set(before) == set(after) == set(phases) and all(after[p] >= before[p] for p in phases)
     assert after["dilation_search_s"] > before["dilation_search_s"]  # the final check ran again
     old = json.loads(json.dumps(expected))
-    del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["fallback"]
+    del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["dilation_fallback"]
     record = SearchResult.from_dict(old)
-    assert not record.stage_search.fallback and record.dilation_search.final is None and record.config.fallback
+    assert not record.stage_search.fallback and record.dilation_search.final is None and record.config.dilation_fallback
 
 
 def test_result_records_the_confidence_of_every_ranking(reference):
@@ -208,9 +217,9 @@ def test_result_records_the_confidence_of_every_ranking(reference):
         assert conf["winner"] == step["beam"][0] and conf["reference"] == step["beam"][1]
         assert conf["lead"]["value"] >= 0 and conf["lead"]["ci"][0] <= conf["lead"]["value"] <= conf["lead"]["ci"][1]
     assert len(list((out / "detections" / "stage").glob("*.pt"))) == len(result["stage_search"]["allocations"])
-    final = result["dilation_search"]["final"]["confidence"]  # the pick against all-dilation-1
-    assert final["candidates"] == len(result["dilation_search"]["final"]["candidates"]) and final["resamples"] == 200
-    assert (out / "detections" / "dilation" / "final.pt").is_file()
+    final = result["dilation_search"]["final"]["confidence"]  # the fine-tuned pick against fine-tuned all-dilation-1
+    assert final["candidates"] == 2 and final["resamples"] == 200 and final["images"] == result["data"]["archval"]
+    assert (out / "detections" / "dilation" / "final.pt").is_file() and (out / "detections" / "dilation" / "final-finetuned.pt").is_file()
 
 
 def test_tiny_end_to_end_audit(reference, tmp_path):

@@ -52,9 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--independent-completions", action="store_true", help="draw random completions per candidate")
     parser.add_argument("--per-batch-paths", action="store_true", help="one path per batch (SPOS) instead of per image")
     parser.add_argument(
-        "--no-fallback", action="store_true",
-        help="take the searches' winners even when archval cannot tell them from the baseline allocation / all-dilation-1 "
-        "(default: keep those unless beaten significantly; docs/design.md#fallback)",
+        "--finetune-check", type=int, metavar="N",
+        help="fine-tune the dilation pick and all-dilation-1 N iterations each before the final check compares them "
+        "(default: the preset's; 0 compares the supernet's own scores; docs/design.md#fallback)",
+    )
+    parser.add_argument(
+        "--no-dilation-fallback", action="store_true",
+        help="take the dilation search's pick even when the final check cannot tell it from all-dilation-1 (docs/design.md#fallback)",
+    )
+    parser.add_argument(
+        "--stage-fallback", action="store_true",
+        help="keep the baseline allocation unless the stage search's winner beats it significantly on archval (docs/design.md#fallback)",
     )
     parser.add_argument(
         "--weights-backbone", metavar="WEIGHTS",
@@ -73,16 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _confidences(result: SearchResult) -> list[tuple[str, Confidence]]:
-    """The stage search's, the last greedy step's and the final check's confidence records, where the
-    result has them."""
+    """The stage search's and the last greedy step's confidence records, where the result has them."""
     out = []
     if result.stage_search.confidence is not None:
         out.append(("stage search", result.stage_search.confidence))
     steps = result.dilation_search.steps
     if steps and steps[-1].confidence is not None:
         out.append(("dilation search (last step)", steps[-1].confidence))
-    if result.dilation_search.final is not None:
-        out.append(("dilation search (pick vs all-dilation-1)", result.dilation_search.final.confidence))
     return out
 
 
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling,
-        weights_backbone=args.weights_backbone, fallback=False if args.no_fallback else None, data=spec,
+        weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
+        stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
     )
     check_device(config.device)
     dataset = load_dataset(config.data)  # the spec as the search records it (completed by the preset)
@@ -150,7 +156,11 @@ def run(args: argparse.Namespace) -> int:
         print(confidence.summary(what))
         if not confidence.lead.significant:
             print(f"  warning: {NOISE_ADVICE}")
+    final = result.dilation_search.final
+    if final is not None:
+        how = "supernet scores" if final.finetuned is None else f"after {result.config.finetune_check} fine-tuning iterations each"
+        print(final.confidence.summary(f"final check ({how})"))
     for line in _fallbacks(result):
-        print(f"fallback: {line} (--no-fallback to take it anyway; docs/design.md#fallback)")
+        print(f"fallback: {line} (docs/design.md#fallback)")
     print(f"result: {args.out / 'result.json'}")
     return 0

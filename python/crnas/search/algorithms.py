@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,9 @@ from crnas.search.searchlog import append_log, read_log, truncate_torn_line
 
 __all__ = ["stage_search", "greedy_dilation_search", "final_check", "FINAL_KEY"]
 
-#: The :class:`DetectionStore` key of the final check's detections.
+#: The :class:`DetectionStore` keys of the final check's detections (supernet scores; fine-tuned scores).
 FINAL_KEY = "final"
+FINETUNED_KEY = "final-finetuned"
 
 logger = logging.getLogger(__name__)
 
@@ -128,25 +129,37 @@ def final_check(
     level: float = 0.95,
     seed: int = 0,
     store: DetectionStore[list[list[Record]]] | None = None,
+    finetune: Callable[[list[int]], Scorer] | None = None,
 ) -> FinalCheck:
     """Score the dilation search's ``finalists`` (its pick first, e.g. the final beam) and all-dilation-1,
     each with its own dilation in every block, and compare the pick with all-dilation-1 by the paired
-    archval bootstrap (:func:`~crnas.search.confidence.compare_to_winner`). ``fallback`` is set, and
-    all-dilation-1 is the one to keep, when the pick's lead over it is not significant."""
+    archval bootstrap (:func:`~crnas.search.confidence.compare_to_winner`). With ``finetune`` (dilations
+    -> a scorer of the supernet fine-tuned on that path), the comparison is made between the pick and
+    all-dilation-1 as their fine-tuned scorers score them. ``fallback`` is set, and all-dilation-1 is the
+    one to keep, when the pick's lead over it is not significant."""
     if not finalists:
         raise ValueError("finalists: expected at least the dilation search's pick, got none")
     candidates = [list(f) for f in finalists]
     ones = [1] * len(candidates[0])
     if ones not in candidates:
         candidates.append(ones)
-    scored = scorer.evaluate_candidates(candidates, len(ones) - 1, joint=False)
-    detections = [d for _, d in scored]
+    last = len(ones) - 1
+    scored = scorer.evaluate_candidates(candidates, last, joint=False)
+    if finetune is None:
+        compared, outcome = candidates, scored
+    else:
+        compared = [candidates[0]] if candidates[0] == ones else [candidates[0], ones]
+        outcome = [finetune(c).evaluate_candidates([c], last, joint=False)[0] for c in compared]
+    detections = [d for _, d in outcome]
     if store is not None:
-        store.save(FINAL_KEY, detections)
+        store.save(FINAL_KEY, [d for _, d in scored])
+        if finetune is not None:
+            store.save(FINETUNED_KEY, detections)
     confidence = compare_to_winner(
-        detections, candidates, 0, candidates.index(ones), scorer.archval, resamples=resamples, level=level, seed=seed,
+        detections, compared, 0, compared.index(ones), scorer.archval, resamples=resamples, level=level, seed=seed,
         max_detections=scorer.max_detections,
     )
     fallback = candidates[0] != ones and not confidence.lead.significant
     logger.info("final check: %s", confidence.summary("dilation search"))
-    return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback)
+    finetuned = None if finetune is None else [Candidate(c, m) for c, (m, _) in zip(compared, outcome)]
+    return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback, finetuned)

@@ -455,13 +455,18 @@ def _dilation_candidates(search_dir: Path, result: SearchResult, archtrain: Dete
     return [(list(blocks), list(c.dilations), c.metrics["AP"], rank[i]) for i, c in enumerate(candidates)]
 
 
-def final_check_of(search_dir: str | os.PathLike[str], result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset) -> FinalCheck:
+def final_check_of(
+    search_dir: str | os.PathLike[str], result: SearchResult, archtrain: DetectionDataset, archval: DetectionDataset, *,
+    finetune: int | None = None,
+) -> FinalCheck:
     """A search's final check (docs/design.md#fallback): the one in its result, or, for a search made
-    without it (``--no-fallback``, an older crnas), the same check made now with the operation
-    supernet's checkpoint."""
-    if result.dilation_search.final is not None:
-        return result.dilation_search.final
+    without it (``--no-dilation-fallback``, an older crnas) or when ``finetune`` asks for other fine-tuning
+    iterations than the search's, the same check made now from the operation supernet's checkpoint
+    (nothing written into ``search_dir``)."""
     config = result.config
+    final = result.dilation_search.final
+    if final is not None and finetune in (None, config.finetune_check):
+        return final
     checkpoint = Path(search_dir) / "op_supernet" / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
@@ -469,7 +474,7 @@ def final_check_of(search_dir: str | os.PathLike[str], result: SearchResult, arc
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     supernet_of(model).set_allocation(result.stage_search.best)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
-    return run_final_check(config, scorer, result.dilation_search)
+    return run_final_check(config, scorer, result.dilation_search, Path(search_dir), finetune=finetune)
 
 
 def job_factory(

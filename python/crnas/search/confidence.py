@@ -4,7 +4,7 @@ Every scored candidate's archval detections are kept (:class:`DetectionStore`). 
 the archval images (:mod:`crnas.eval.bootstrap`: each image matched once, every resample only
 re-accumulated) gives, for the stage search, the winner's AP lead over the baseline allocation and,
 for each greedy dilation step, over the runner-up, each with a percentile confidence interval; and how
-many candidates the winner cannot be told apart from (their lead's interval reaches zero). All
+many candidates the winner cannot be told apart from (their lead's interval holds zero). All
 candidates are compared on the same resamples. Intervals are per comparison, not adjusted for the
 number of comparisons. AP values are fractions, as in ``result.json``.
 """
@@ -62,8 +62,9 @@ class Lead:
 class Confidence:
     """The winner of one ranking against a reference candidate and against the whole field.
 
-    ``reference`` is the baseline allocation (stage search) or the runner-up (greedy step);
-    ``indistinguishable`` counts the other candidates whose lead interval reaches zero.
+    ``reference`` is the baseline allocation (stage search), the runner-up (greedy step) or
+    all-dilation-1 (final check); ``indistinguishable`` counts the other candidates whose lead interval
+    holds zero.
     """
 
     winner: list[int]
@@ -163,7 +164,7 @@ def compare_to_winner(
         ref_lead = next(lead for i, lead in leads if i == reference)
     return Confidence(
         winner=list(names[winner]), reference=list(names[reference]), lead=ref_lead,
-        indistinguishable=sum(not lead.significant for _, lead in leads), candidates=len(detections),
+        indistinguishable=sum(lead.ci[0] <= 0 <= lead.ci[1] for _, lead in leads), candidates=len(detections),
         images=len(ids), resamples=resamples, level=level,
     )
 

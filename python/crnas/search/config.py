@@ -51,10 +51,16 @@ class SearchConfig:
     beam: int = 3
     #: Bootstrap resamples of archval behind every confidence interval of the search.
     bootstrap_resamples: int = 1000
-    #: Depart from the baseline only on evidence: keep the baseline allocation when the stage search's
-    #: winner cannot be told apart from it, and all-dilation-1 when the dilation search's best finalist
-    #: cannot (docs/design.md#fallback).
-    fallback: bool = True
+    #: Keep all-dilation-1 unless the dilation search's pick beats it significantly in the final check
+    #: (docs/design.md#fallback).
+    dilation_fallback: bool = True
+    #: Keep the baseline allocation unless the stage search's winner beats it significantly on archval
+    #: (off: in docs/results.md#fallback it would have kept the baseline where the winner trained better).
+    stage_fallback: bool = False
+    #: Iterations the final check fine-tunes the dilation pick and all-dilation-1 each (from the operation
+    #: supernet's weights, on archtrain, each on its own path) before comparing them; 0 compares the
+    #: supernet's own scores, which favoured dilated paths in docs/results.md#fallback.
+    finetune_check: int = 0
     #: Score the candidates of a greedy step together in one pass (per-sample paths through the fused
     #: op, shared BN recalibration) instead of one by one. Off for the CPU presets, where one by one
     #: measured faster (benches/bench_search.py); on for ``paper`` (GPUs, large batches).
@@ -94,7 +100,9 @@ class SearchConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
-        for flag in ("joint", "common_random", "per_sample_paths", "fallback"):
+        if self.finetune_check < 0:
+            raise ValueError(f"finetune_check: expected an int >= 0, got {self.finetune_check}")
+        for flag in ("joint", "common_random", "per_sample_paths", "dilation_fallback", "stage_fallback"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}: expected true or false, got {getattr(self, flag)!r}")
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
@@ -137,20 +145,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         width=0.125, min_size=96, max_size=128, fpn_channels=32, representation_size=64, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=10, stage_iterations=30, op_iterations=30, checkpoint_every=10,
-        recal_batches=2, eval_batch_size=4, val_fraction=0.2, bootstrap_resamples=200, data=dict(kind="synthetic", num_images=40, image_size=128),
+        recal_batches=2, eval_batch_size=4, val_fraction=0.2, bootstrap_resamples=200, finetune_check=3,
+        data=dict(kind="synthetic", num_images=40, image_size=128),
     ),
     "demo": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=400, op_iterations=200, checkpoint_every=50,
-        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300,
+        recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300, finetune_check=100,
         data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
     # The demo's detector and data at 5x its stage-supernet iterations, a 160-image archval and balanced
-    # depth sampling (docs/results.md#quality); 74 min measured on 2 busy CPU cores (``--dry-run`` estimates yours).
+    # depth sampling (docs/results.md#quality) and a final check fine-tuned 400 iterations (docs/results.md#fallback);
+    # 74 + 8 min measured on 2 busy CPU cores (``--dry-run`` estimates yours).
     "quality": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=2000, op_iterations=1000, checkpoint_every=100,
-        recal_batches=2, eval_batch_size=8, val_fraction=0.357, joint=False, bootstrap_resamples=300, stage_sampling="balanced",
+        recal_batches=2, eval_batch_size=8, val_fraction=0.357, joint=False, bootstrap_resamples=300, stage_sampling="balanced", finetune_check=400,
         data=dict(kind="synthetic", num_images=448, image_size=256),
     ),
     "paper": dict(

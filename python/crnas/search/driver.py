@@ -119,12 +119,42 @@ def _log_confidence(conf: Confidence | None, what: str, baseline_name: str = "th
 
 
 def run_final_check(
-    config: SearchConfig, scorer: Scorer, search: DilationSearch, store: DetectionStore[list[list[Record]]] | None = None
+    config: SearchConfig,
+    scorer: Scorer,
+    search: DilationSearch,
+    search_dir: Path,
+    store: DetectionStore[list[list[Record]]] | None = None,
+    *,
+    finetune: int | None = None,
+    checkpoints: Path | None = None,
 ) -> FinalCheck:
     """The dilation search's final check (docs/design.md#fallback): its finalists (the final beam, or
-    the differentiable pick) against all-dilation-1, with the search's resamples and seed."""
+    the differentiable pick) against all-dilation-1, with the search's resamples and seed. With
+    ``finetune`` iterations (default ``config.finetune_check``), the pick and all-dilation-1 are each
+    fine-tuned from ``search_dir``'s operation supernet checkpoint on archtrain (``scorer.archtrain``),
+    on their own path, with the search's batch, learning rate per image and schedule shape (warm-up a
+    tenth of it at most), checkpointed under ``checkpoints`` when given (resumable), then compared."""
     finalists = [list(b) for b in search.steps[-1].beam] if search.steps else [list(search.dilations)]
-    return final_check(scorer, finalists, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE, 0), store=store)
+    iterations = config.finetune_check if finetune is None else finetune
+
+    def finetuned(dilations: list[int]) -> Scorer:
+        model = _supernet(config, config.space(), len(scorer.archval.classes) + 1)
+        _load_weights(model, search_dir / "op_supernet" / CHECKPOINT_NAME)
+        supernet = supernet_of(model)
+        supernet.set_allocation(scorer.supernet.allocation)
+        supernet.set_dilations(dilations)
+        train_detector(
+            model, scorer.archtrain, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
+            warmup_iters=min(config.lr_warmup or 0, iterations // 10), device=config.device, seed=config.seed, num_workers=config.num_workers,
+            checkpoint_dir=None if checkpoints is None else checkpoints / "-".join(map(str, dilations)),
+            checkpoint_every=config.checkpoint_every, progress=False,
+        )
+        return Scorer(model, scorer.archtrain, scorer.archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
+
+    return final_check(
+        scorer, finalists, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE, 0), store=store,
+        finetune=finetuned if iterations > 0 else None,
+    )
 
 
 def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
@@ -143,8 +173,8 @@ def run_search(
     saved = out / "config.json"
     current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
     if saved.is_file():
-        # an older crnas's config.json lacks the settings added since: they read back as their defaults
-        previous = json.loads(json.dumps(SearchConfig.from_dict(json.loads(saved.read_text())).to_dict()))
+        # an older crnas's config.json lacks the settings added since: this run's values complete it
+        previous = {**current, **json.loads(saved.read_text())}
         if not resume:
             raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
         if previous != current:
@@ -187,7 +217,7 @@ def run_search(
     )
     _log_confidence(stage_conf, "stage search")
     stage_fallback = (
-        config.fallback and stage_conf is not None and table[0].blocks != baseline.blocks and stage_conf.reference == baseline.blocks
+        config.stage_fallback and stage_conf is not None and table[0].blocks != baseline.blocks and stage_conf.reference == baseline.blocks
         and not stage_conf.lead.significant
     )
     best_blocks = baseline.blocks if stage_fallback else table[0].blocks
@@ -238,11 +268,13 @@ def run_search(
             )
         last = dilation_search.steps[-1].confidence if dilation_search.steps else None
         _log_confidence(last, "dilation search (last step)", baseline_name="the runner-up")
-    if config.fallback:
-        final = run_final_check(config, scorer, dilation_search, DetectionStore(out / "detections" / "dilation"))
-        _log_confidence(final.confidence, "dilation search (pick vs all-dilation-1)", baseline_name="all-dilation-1")
+    if config.dilation_fallback:
+        final = run_final_check(
+            config, scorer, dilation_search, out, DetectionStore(out / "detections" / "dilation"), checkpoints=out / "final_check",
+        )
+        logger.info("%s", final.confidence.summary("dilation search (pick vs all-dilation-1)"))
         if final.fallback:
-            logger.warning("dilation search: keeping all-dilation-1 (docs/design.md#fallback)")
+            logger.warning("dilation search: the pick is not significantly better than all-dilation-1; keeping all-dilation-1 (docs/design.md#fallback)")
         kept = final.confidence.reference if final.fallback else final.confidence.winner
         dilation_search.final = final
         dilation_search.dilations = kept

@@ -187,6 +187,15 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
         candidates = _greedy_candidates(blocks, num_dilations, config.beam)
         result.phases.append(Phase("dilation search", f"{blocks} blocks, {candidates} candidates (beam {config.beam})",
                                    candidates * scored_images, candidates * per_candidate))
+    if config.dilation_fallback:
+        finalists = (1 if config.method == "differentiable" else config.beam) + 1  # and all-dilation-1
+        work = f"{finalists} finalists scored"
+        images, seconds = finalists * scored_images, finalists * per_candidate
+        if config.finetune_check:  # the pick and all-dilation-1 fine-tuned (fixed paths: at most an op step each) and scored
+            work += f"; 2 x {config.finetune_check} fine-tuning iterations"
+            images += 2 * (config.finetune_check * config.batch_size + scored_images)
+            seconds += 2 * (config.finetune_check * op_step + per_candidate)
+        result.phases.append(Phase("final check", work, images, seconds))
     return result
 
 

@@ -140,21 +140,28 @@ class GreedyStep:
 @dataclass
 class FinalCheck:
     """The dilation search's finalists (the final beam, or the differentiable pick) and all-dilation-1,
-    each scored with its own paths in every block (no random completion); the best of them against
-    all-dilation-1 (``confidence``); ``fallback``: whether all-dilation-1 was kept because the best
-    could not be told apart from it (docs/design.md#fallback)."""
+    each scored by the supernet with its own paths in every block (no random completion); with
+    ``SearchConfig.finetune_check``, the pick and all-dilation-1 scored again after each was fine-tuned
+    on its own path (``finetuned``); the pick against all-dilation-1 (``confidence``, on the fine-tuned
+    scores when there are any); ``fallback``: whether all-dilation-1 was kept because the pick could not
+    be told apart from it (docs/design.md#fallback)."""
 
     candidates: list[Candidate]
     confidence: Confidence
     fallback: bool
+    finetuned: list[Candidate] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"candidates": [asdict(c) for c in self.candidates], "confidence": self.confidence.to_dict(), "fallback": self.fallback}
+        return {
+            "candidates": [asdict(c) for c in self.candidates], "confidence": self.confidence.to_dict(), "fallback": self.fallback,
+            "finetuned": None if self.finetuned is None else [asdict(c) for c in self.finetuned],
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalCheck:
-        candidates = [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in d["candidates"]]
-        return cls(candidates, Confidence.from_dict(d["confidence"]), bool(d["fallback"]))
+        read = lambda cs: [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in cs]  # noqa: E731
+        finetuned = d.get("finetuned")
+        return cls(read(d["candidates"]), Confidence.from_dict(d["confidence"]), bool(d["fallback"]), None if finetuned is None else read(finetuned))
 
 
 @dataclass
