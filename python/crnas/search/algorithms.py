@@ -160,6 +160,5 @@ def final_check(
         max_detections=scorer.max_detections,
     )
     fallback = candidates[0] != ones and not confidence.lead.significant
-    logger.info("final check: %s", confidence.summary("dilation search"))
     finetuned = None if finetune is None else [Candidate(c, m) for c, (m, _) in zip(compared, outcome)]
     return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback, finetuned)

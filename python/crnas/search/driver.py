@@ -274,7 +274,8 @@ def run_search(
         )
         logger.info("%s", final.confidence.summary("dilation search (pick vs all-dilation-1)"))
         if final.fallback:
-            logger.warning("dilation search: the pick is not significantly better than all-dilation-1; keeping all-dilation-1 (docs/design.md#fallback)")
+            logger.warning("dilation search: the pick is not significantly better than all-dilation-1; keeping all-dilation-1 "
+                           "(docs/design.md#fallback)")
         kept = final.confidence.reference if final.fallback else final.confidence.winner
         dilation_search.final = final
         dilation_search.dilations = kept
