@@ -60,7 +60,7 @@ def check(search_dir: Path, finetune: Sequence[int] = ()) -> dict[str, Any]:
         winner = result.stage_search.allocations[0].blocks
         row["stage"] = {
             "winner": winner, "baseline": result.baseline.blocks, "lead": {"value": 100 * stage.lead.value, "ci": [100 * x for x in stage.lead.ci]},
-            "fallback": winner != result.baseline.blocks and not stage.lead.significant,
+            "fallback": stage.keeps_reference,
         }
     row["checks"] = [decision(n) for n in (0, *finetune)]
     audit_file = search_dir / "audit" / "audit.json"
@@ -70,14 +70,16 @@ def check(search_dir: Path, finetune: Sequence[int] = ()) -> dict[str, Any]:
         won, base = alone_stage.get(tuple(row["stage"]["winner"])), alone_stage.get(tuple(row["stage"]["baseline"]))
         if won is not None and base is not None:
             row["stage"]["standalone_AP"] = {"winner": won, "baseline": base, "source": str(audit_file)}
-            row["stage"]["decision_right"] = (base >= won) == row["stage"]["fallback"]
+            same = row["stage"]["winner"] == row["stage"]["baseline"]  # nothing was decided
+            row["stage"]["decision_right"] = None if same else (base >= won) == row["stage"]["fallback"]
     if audit is not None and audit.dilation is not None:
         alone = {tuple(p.dilations): 100 * p.standalone_AP for p in audit.dilation.pairs}
         pick, ones = alone.get(tuple(row["checks"][0]["pick"])), alone.get((1,) * sum(row["blocks"]))
         if pick is not None and ones is not None:
             row["standalone_AP"] = {"pick": pick, "all_1": ones, "source": str(audit_file)}
             for c in row["checks"]:
-                c["decision_right"] = (ones >= pick) == c["fallback"]
+                same = list(c["pick"]) == [1] * sum(row["blocks"])  # nothing was decided
+                c["decision_right"] = None if same else (ones >= pick) == c["fallback"]
                 c["gain_over_the_pick"] = (ones - pick) if c["fallback"] else 0.0
     return row
 
@@ -105,7 +107,7 @@ def main() -> None:
             st = row["stage"]
             line = (f"{d} (stage search): winner {st['winner']} leads the baseline by {st['lead']['value']:+.2f} AP "
                     f"(95% CI {st['lead']['ci'][0]:+.2f} .. {st['lead']['ci'][1]:+.2f}) -> {'the baseline' if st['fallback'] else 'the winner'}")
-            if "decision_right" in st:
+            if st.get("decision_right") is not None:
                 line += (f"; stand-alone {st['standalone_AP']['winner']:.2f} vs {st['standalone_AP']['baseline']:.2f}: "
                          f"{'right' if st['decision_right'] else 'wrong'}")
             print(line, flush=True)
@@ -114,7 +116,7 @@ def main() -> None:
             how = "supernet scores" if not c["finetune_iterations"] else f"after {c['finetune_iterations']} fine-tuning iterations each"
             line = (f"{d} ({how}): pick {c['AP']['pick']:.2f} vs all-dilation-1 {c['AP']['all_1']:.2f} AP on {row['archval_images']} archval "
                     f"images, lead 95% CI {lo:+.2f} .. {hi:+.2f} -> {'all-dilation-1' if c['fallback'] else 'the pick'}")
-            if "decision_right" in c:
+            if c.get("decision_right") is not None:
                 s = row["standalone_AP"]
                 line += f"; stand-alone {s['pick']:.2f} vs {s['all_1']:.2f}: {'right' if c['decision_right'] else 'wrong'}"
             print(line, flush=True)

@@ -108,7 +108,8 @@ def test_search_figures_say_what_the_fallback_kept(tmp_path, example_result):
     }
     stage = plot_stage_search(result)
     assert stage.axes[0].get_title().endswith("kept the baseline (fallback)")
-    assert [t.get_text() for t in stage.axes[0].get_legend().get_texts()][1] == f"chosen {baseline}"
+    winner = result["stage_search"]["allocations"][0]["blocks"]  # still marked as the best
+    assert [t.get_text() for t in stage.axes[0].get_legend().get_texts()][1:] == [f"best {winner}", f"baseline {baseline}"]
     greedy = plot_dilation_search(result)
     assert greedy.axes[0].get_title().splitlines()[-1] == (
         "final check: the pick leads all-dilation-1 by +0.40 AP (95% CI -1.00 .. +2.00): kept all-dilation-1"

@@ -43,6 +43,8 @@ def test_allocation_spread_ranks_a_search_against_its_ground_truth(searched):
     rows = {tuple(r["blocks"]): r for r in spread["allocations"]}
     assert list(rows)[0] == (2, 2, 2, 2)  # the baseline first
     assert tuple(result["stage_search"]["best"]) in rows and all(len(r["AP"]) == 2 for r in rows.values())
+    assert result["stage_search"]["best"] == result["stage_search"]["allocations"][0]["blocks"]  # no stage fallback by default
+    assert not result["stage_search"]["fallback"] and not result["config"]["stage_fallback"]
     check = spread["searches"][str(search)]
     supernet = {tuple(a["blocks"]): a["AP"] for a in result["stage_search"]["allocations"]}
     truth = [r["mean"] for r in rows.values()]

@@ -135,6 +135,16 @@ def test_differentiable_mode(tmp_path):
     assert found.dilations == [(1, 2, 3)[i] for i in probabilities.argmax(-1).tolist()]
     assert result.architecture.dilations == found.dilations
     assert SearchResult.load(tmp_path) == result and SearchResult.load(tmp_path).to_dict() == json.loads((tmp_path / "result.json").read_text())
+    # the final check of a differentiable search: its argmax is the one finalist, against all-dilation-1
+    from crnas.data import split
+    from crnas.search.audit import final_check_of
+
+    archtrain, archval = split(load_dataset({**config.data, "seed": 0}), config.val_fraction, config.seed)
+    final = final_check_of(tmp_path, result, archtrain, archval, finetune=0)
+    ones = [1] * len(found.dilations)
+    assert [c.dilations for c in final.candidates] == [found.dilations] + ([ones] if found.dilations != ones else [])
+    assert final.confidence.winner == found.dilations and final.finetuned is None
+    assert final.kept == (ones if final.confidence.keeps_reference else found.dilations)
 
 
 def test_preset_data_defaults_complete_only_their_own_kind():
@@ -193,16 +203,18 @@ def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     del config["dilation_fallback"], config["stage_fallback"], config["finetune_check"]
     (run / "config.json").write_text(json.dumps(config))
     before = json.loads((run / "timing.json").read_text())
+    scored_before = (run / "detections" / "dilation" / "final.pt").stat().st_mtime_ns
     search(run, "--resume")
     assert json.loads((run / "result.json").read_text()) == expected
     after = json.loads((run / "timing.json").read_text())  # each phase's seconds, summed over both runs
-    phases = ("stage_supernet_s", "stage_search_s", "op_supernet_s", "dilation_search_s")
+    phases = ("stage_supernet_s", "stage_search_s", "op_supernet_s", "dilation_search_s", "final_check_s")
     assert set(before) == set(after) == set(phases) and all(after[p] >= before[p] for p in phases)
-    assert after["dilation_search_s"] > before["dilation_search_s"]  # the final check ran again
+    assert (run / "detections" / "dilation" / "final.pt").stat().st_mtime_ns > scored_before  # the final check ran again
     old = json.loads(json.dumps(expected))
     del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["dilation_fallback"]
     record = SearchResult.from_dict(old)
-    assert not record.stage_search.fallback and record.dilation_search.final is None and record.config.dilation_fallback
+    # ... and it ran without the final check
+    assert not record.stage_search.fallback and record.dilation_search.final is None and not record.config.dilation_fallback
 
 
 def test_result_records_the_confidence_of_every_ranking(reference):

@@ -33,14 +33,13 @@ def plot_stage_search(result: ResultLike, *, metric: str = "AP", dpi: int = 100,
     rows = result.stage_search.allocations
     if not rows or metric not in rows[0].metrics:
         raise ValueError(f"metric: expected a metric of the stage search's rows {sorted(rows[0].metrics) if rows else []}, got {metric!r}")
-    best, baseline = result.stage_search.best, result.baseline.blocks
+    best, baseline = result.stage_search.allocations[0].blocks, result.baseline.blocks  # the winner, also after a fallback
     ranked = sorted(rows, key=lambda r: -r.metrics[metric])
     fig = new_figure(10.0, 3.8, dpi)
     left, right = fig.subplots(1, 2, width_ratios=[1.4, 1])
     values = [r.metrics[metric] for r in ranked]
     left.plot(range(1, len(values) + 1), values, ".", color="#1f77b4", markersize=4, label="allocations")
-    chosen = "chosen" if result.stage_search.fallback else "best"  # the baseline itself after a fallback
-    for marker, blocks, colour, name in (("*", best, "#d62728", chosen), ("X", baseline, "#ff7f0e", "baseline")):
+    for marker, blocks, colour, name in (("*", best, "#d62728", "best"), ("X", baseline, "#ff7f0e", "baseline")):
         hits = [(i + 1, r.metrics[metric]) for i, r in enumerate(ranked) if r.blocks == blocks]
         if hits:
             left.plot(*hits[0], marker, color=colour, markersize=12, label=f"{name} {blocks}")
@@ -64,7 +63,7 @@ def plot_stage_search(result: ResultLike, *, metric: str = "AP", dpi: int = 100,
         cells[key] = max(cells.get(key, float("-inf")), r.metrics[metric])
     xs, ys = zip(*cells)
     points = right.scatter(xs, ys, c=list(cells.values()), cmap="viridis", s=90, marker="s", edgecolors="none")
-    right.plot(best[2], best[3], "o", markersize=15, markerfacecolor="none", markeredgecolor="#d62728", markeredgewidth=2, label=chosen)
+    right.plot(best[2], best[3], "o", markersize=15, markerfacecolor="none", markeredgecolor="#d62728", markeredgewidth=2, label="best")
     right.plot(baseline[2], baseline[3], "X", color="#ff7f0e", markersize=10, label="baseline")
     right.set_xlabel("C4 blocks")
     right.set_ylabel("C5 blocks")

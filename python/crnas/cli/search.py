@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-dilation-fallback", action="store_true",
-        help="take the dilation search's pick even when the final check cannot tell it from all-dilation-1 (docs/design.md#fallback)",
+        help="skip the final check against all-dilation-1 and take the dilation search's pick (docs/design.md#fallback)",
     )
     parser.add_argument(
         "--stage-fallback", action="store_true",

@@ -31,7 +31,7 @@ from crnas.search.result import Candidate, DilationSearch, FinalCheck, GreedySte
 from crnas.search.scoring import Scorer
 from crnas.search.searchlog import append_log, read_log, truncate_torn_line
 
-__all__ = ["stage_search", "greedy_dilation_search", "final_check", "FINAL_KEY"]
+__all__ = ["stage_search", "greedy_dilation_search", "final_check", "FINAL_KEY", "FINETUNED_KEY"]
 
 #: The :class:`DetectionStore` keys of the final check's detections (supernet scores; fine-tuned scores).
 FINAL_KEY = "final"
@@ -135,8 +135,9 @@ def final_check(
     each with its own dilation in every block, and compare the pick with all-dilation-1 by the paired
     archval bootstrap (:func:`~crnas.search.confidence.compare_to_winner`). With ``finetune`` (dilations
     -> a scorer of the supernet fine-tuned on that path), the comparison is made between the pick and
-    all-dilation-1 as their fine-tuned scorers score them. ``fallback`` is set, and all-dilation-1 is the
-    one to keep, when the pick's lead over it is not significant."""
+    all-dilation-1 as their fine-tuned scorers score them (not when the pick is all-dilation-1).
+    ``fallback`` is set, and all-dilation-1 is the one to keep, when the pick's lead over it is not
+    significant."""
     if not finalists:
         raise ValueError("finalists: expected at least the dilation search's pick, got none")
     candidates = [list(f) for f in finalists]
@@ -145,10 +146,10 @@ def final_check(
         candidates.append(ones)
     last = len(ones) - 1
     scored = scorer.evaluate_candidates(candidates, last, joint=False)
-    if finetune is None:
-        compared, outcome = candidates, scored
+    if finetune is None or candidates[0] == ones:  # a pick of all-dilation-1 has nothing to be compared with
+        compared, outcome, finetune = candidates, scored, None
     else:
-        compared = [candidates[0]] if candidates[0] == ones else [candidates[0], ones]
+        compared = [candidates[0], ones]
         outcome = [finetune(c).evaluate_candidates([c], last, joint=False)[0] for c in compared]
     detections = [d for _, d in outcome]
     if store is not None:
@@ -159,6 +160,6 @@ def final_check(
         detections, compared, 0, compared.index(ones), scorer.archval, resamples=resamples, level=level, seed=seed,
         max_detections=scorer.max_detections,
     )
-    fallback = candidates[0] != ones and not confidence.lead.significant
+    fallback = confidence.keeps_reference
     finetuned = None if finetune is None else [Candidate(c, m) for c, (m, _) in zip(compared, outcome)]
     return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback, finetuned)

@@ -449,7 +449,8 @@ def _dilation_candidates(search_dir: Path, result: SearchResult, archtrain: Dete
     scored with full paths (no random completion) by the trained operation supernet: the search's
     final check (:func:`final_check_of`)."""
     blocks = result.stage_search.best
-    candidates = final_check_of(search_dir, result, archtrain, archval).candidates
+    final = result.dilation_search.final  # only the supernet's scores are needed: no fine-tuning here
+    candidates = (final if final is not None else final_check_of(search_dir, result, archtrain, archval, finetune=0)).candidates
     order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].metrics["AP"], candidates[i].dilations))
     rank = {i: r + 1 for r, i in enumerate(order)}
     return [(list(blocks), list(c.dilations), c.metrics["AP"], rank[i]) for i, c in enumerate(candidates)]
@@ -469,7 +470,7 @@ def final_check_of(
         return final
     checkpoint = Path(search_dir) / "op_supernet" / CHECKPOINT_NAME
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing; audit with --no-dilation")
+        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing (needed for the final check)")
     model = _supernet(config, config.space(), len(archval.classes) + 1)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
     supernet_of(model).set_allocation(result.stage_search.best)

@@ -91,6 +91,12 @@ class Confidence:
             resamples=int(d["resamples"]), level=float(d["level"]),
         )
 
+    @property
+    def keeps_reference(self) -> bool:
+        """The fallback rule (docs/design.md#fallback): the winner differs from the reference and does
+        not beat it significantly, so the reference is the one to keep."""
+        return self.winner != self.reference and not self.lead.significant
+
     def summary(self, what: str) -> str:
         """One line: the lead in AP points with its interval, and the indistinguishable count."""
         lo, hi = self.lead.ci

@@ -128,6 +128,7 @@ class SearchConfig:
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
         d = dict(d)
         d["macs_input"] = tuple(d.get("macs_input", MACS_INPUT_SIZE))
+        d.setdefault("dilation_fallback", False)  # a configuration written before the final check existed ran without it
         return cls(**d)
 
 

@@ -216,10 +216,7 @@ def run_search(
         seed=derive_seed(config.seed, CONFIDENCE), max_detections=scorer.max_detections,
     )
     _log_confidence(stage_conf, "stage search")
-    stage_fallback = (
-        config.stage_fallback and stage_conf is not None and table[0].blocks != baseline.blocks and stage_conf.reference == baseline.blocks
-        and not stage_conf.lead.significant
-    )
+    stage_fallback = config.stage_fallback and stage_conf is not None and stage_conf.reference == baseline.blocks and stage_conf.keeps_reference
     best_blocks = baseline.blocks if stage_fallback else table[0].blocks
     if stage_fallback:
         logger.warning("stage search: keeping the baseline allocation %s (docs/design.md#fallback)", best_blocks)
@@ -268,6 +265,10 @@ def run_search(
             )
         last = dilation_search.steps[-1].confidence if dilation_search.steps else None
         _log_confidence(last, "dilation search (last step)", baseline_name="the runner-up")
+    _add_time(out, "dilation_search_s", t0)
+
+    # 5. final check against all-dilation-1
+    t0 = time.time()
     if config.dilation_fallback:
         final = run_final_check(
             config, scorer, dilation_search, out, DetectionStore(out / "detections" / "dilation"), checkpoints=out / "final_check",
@@ -276,11 +277,10 @@ def run_search(
         if final.fallback:
             logger.warning("dilation search: the pick is not significantly better than all-dilation-1; keeping all-dilation-1 "
                            "(docs/design.md#fallback)")
-        kept = final.confidence.reference if final.fallback else final.confidence.winner
         dilation_search.final = final
-        dilation_search.dilations = kept
-        dilation_search.metrics = next(c.metrics for c in final.candidates if c.dilations == kept)
-    _add_time(out, "dilation_search_s", t0)
+        dilation_search.dilations = final.kept
+        dilation_search.metrics = next(c.metrics for c in final.candidates if c.dilations == final.kept)
+    _add_time(out, "final_check_s", t0)
 
     found = space.architecture(best_blocks, dilation_search.dilations)
     macs = lambda a: flops.count(a, config.macs_input, config.detector, **convention).macs  # noqa: E731

@@ -109,6 +109,10 @@ class Candidate:
     dilations: list[int]
     metrics: dict[str, float]
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
+        return cls(list(d["dilations"]), dict(d["metrics"]))
+
 
 @dataclass
 class GreedyStep:
@@ -133,7 +137,7 @@ class GreedyStep:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GreedyStep:
-        candidates = [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in d["candidates"]]
+        candidates = [Candidate.from_dict(c) for c in d["candidates"]]
         return cls(int(d["step"]), candidates, [list(b) for b in d["beam"]], _confidence(d.get("confidence")))
 
 
@@ -157,11 +161,18 @@ class FinalCheck:
             "finetuned": None if self.finetuned is None else [asdict(c) for c in self.finetuned],
         }
 
+    @property
+    def kept(self) -> list[int]:
+        """The dilations the search keeps: all-dilation-1 after a fallback, else the pick."""
+        return self.confidence.reference if self.fallback else self.confidence.winner
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalCheck:
-        read = lambda cs: [Candidate(list(c["dilations"]), dict(c["metrics"])) for c in cs]  # noqa: E731
         finetuned = d.get("finetuned")
-        return cls(read(d["candidates"]), Confidence.from_dict(d["confidence"]), bool(d["fallback"]), None if finetuned is None else read(finetuned))
+        return cls(
+            [Candidate.from_dict(c) for c in d["candidates"]], Confidence.from_dict(d["confidence"]), bool(d["fallback"]),
+            None if finetuned is None else [Candidate.from_dict(c) for c in finetuned],
+        )
 
 
 @dataclass
