@@ -146,20 +146,20 @@ def final_check(
         candidates.append(ones)
     last = len(ones) - 1
     scored = scorer.evaluate_candidates(candidates, last, joint=False)
-    if finetune is None or candidates[0] == ones:  # a pick of all-dilation-1 has nothing to be compared with
-        compared, outcome, finetune = candidates, scored, None
-    else:
+    tuned = finetune is not None and candidates[0] != ones  # a pick of all-dilation-1 has nothing to be compared with
+    compared, outcome = candidates, scored
+    if finetune is not None and tuned:
         compared = [candidates[0], ones]
         outcome = [finetune(c).evaluate_candidates([c], last, joint=False)[0] for c in compared]
     detections = [d for _, d in outcome]
     if store is not None:
         store.save(FINAL_KEY, [d for _, d in scored])
-        if finetune is not None:
+        if tuned:
             store.save(FINETUNED_KEY, detections)
     confidence = compare_to_winner(
         detections, compared, 0, compared.index(ones), scorer.archval, resamples=resamples, level=level, seed=seed,
         max_detections=scorer.max_detections,
     )
     fallback = confidence.keeps_reference
-    finetuned = None if finetune is None else [Candidate(c, m) for c, (m, _) in zip(compared, outcome)]
+    finetuned = [Candidate(c, m) for c, (m, _) in zip(compared, outcome)] if tuned else None
     return FinalCheck([Candidate(c, m) for c, (m, _) in zip(candidates, scored)], confidence, fallback, finetuned)

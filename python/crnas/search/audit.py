@@ -47,11 +47,10 @@ from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
 from crnas.jsonfile import read_record, write_json
 from crnas.search.config import SearchConfig
-from crnas.search.driver import _supernet, data_fingerprint, run_final_check
+from crnas.search.driver import data_fingerprint, run_final_check, trained_op_supernet
 from crnas.search.result import FinalCheck, SearchResult
 from crnas.search.scoring import Scorer
-from crnas.search.supernet import supernet_of
-from crnas.train import CHECKPOINT_NAME, train_detector
+from crnas.train import train_detector
 
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
@@ -468,12 +467,7 @@ def final_check_of(
     final = result.dilation_search.final
     if final is not None and finetune in (None, config.finetune_check):
         return final
-    checkpoint = Path(search_dir) / "op_supernet" / CHECKPOINT_NAME
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing (needed for the final check)")
-    model = _supernet(config, config.space(), len(archval.classes) + 1)
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
-    supernet_of(model).set_allocation(result.stage_search.best)
+    model = trained_op_supernet(config, Path(search_dir), result.stage_search.best, len(archval.classes) + 1)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
     return run_final_check(config, scorer, result.dilation_search, Path(search_dir), finetune=finetune)
 

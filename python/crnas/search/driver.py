@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,8 @@ def run_final_check(
     iterations = config.finetune_check if finetune is None else finetune
 
     def finetuned(dilations: list[int]) -> Scorer:
-        model = _supernet(config, config.space(), len(scorer.archval.classes) + 1)
-        _load_weights(model, search_dir / "op_supernet" / CHECKPOINT_NAME)
-        supernet = supernet_of(model)
-        supernet.set_allocation(scorer.supernet.allocation)
-        supernet.set_dilations(dilations)
+        model = trained_op_supernet(config, search_dir, scorer.supernet.allocation, len(scorer.archval.classes) + 1)
+        supernet_of(model).set_dilations(dilations)
         train_detector(
             model, scorer.archtrain, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
             warmup_iters=min(config.lr_warmup or 0, iterations // 10), device=config.device, seed=config.seed, num_workers=config.num_workers,
@@ -160,6 +158,18 @@ def run_final_check(
 def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
+
+
+def trained_op_supernet(config: SearchConfig, search_dir: Path, blocks: Sequence[int], num_classes: int) -> torch.nn.Module:
+    """A fresh supernet detector with the weights of ``search_dir``'s operation supernet checkpoint, set
+    to the allocation ``blocks``."""
+    checkpoint = search_dir / "op_supernet" / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing (needed for the final check)")
+    model = _supernet(config, config.space(), num_classes)
+    _load_weights(model, checkpoint)
+    supernet_of(model).set_allocation(blocks)
+    return model
 
 
 def run_search(
