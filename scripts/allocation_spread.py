@@ -21,8 +21,11 @@ stands in), and for each search the script reports Kendall τ and Spearman ρ
 allocations, the top-3 overlap, and its pick's stand-alone AP against the baseline's. One ground truth
 serves every recipe, so comparing recipes costs one search each. Stand-alone runs go through the
 audit's cache ($CRNAS_CACHE/standalone, shared with `crnas audit`): a killed run resumes, and rerunning
-the script trains only what is missing. Data: the preset's synthetic data at fresh data seeds (the
-search's seed + 1000 for training, + 1001 for evaluation), or --coco / --voc (split by --holdout).
+the script trains only what is missing; ``--cached-only`` trains nothing and reports over the
+allocations whose every seed is already cached (a ground truth still being trained elsewhere).
+Data: the preset's synthetic data at fresh data seeds (the search's seed + 1000 for training, + 1001
+for evaluation), or --coco / --voc (split by --holdout). The printed spread ends with the seeds per
+allocation a τ ceiling of 0.6 would take at the measured variances (docs/audit.md#tau-ceiling).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import os
 import platform
 import time
 from collections.abc import Hashable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,12 +76,18 @@ def ground_truth_data(args: argparse.Namespace, config: SearchConfig) -> tuple[D
 
 def train_cached(
     jobs: dict[K, list[StandaloneJob]], config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset,
-    args: argparse.Namespace, what: str,
+    args: argparse.Namespace, what: str, *, cached_only: bool = False,
 ) -> tuple[dict[K, list[dict[str, float]]], dict[str, Any]]:
     """Train (through the audit's cache, ``args.cache``) every job not cached yet, after one line naming
     ``what`` and how many runs are missing; returns each group's metrics and the run's provenance (wall
-    time, runs trained, machine, torch, date) for the JSON summary."""
+    time, runs trained, machine, torch, date, groups left out) for the JSON summary. ``cached_only``
+    trains nothing and leaves out every group with a run not in the cache."""
     cache = StandaloneCache(args.cache or default_cache_dir())
+    missing = [key for key, group in jobs.items() if any(cache.get(j) is None for j in group)] if cached_only else []
+    if cached_only:
+        jobs = {key: group for key, group in jobs.items() if key not in missing}
+        print(f"--cached-only: {len(missing)} of {len(jobs) + len(missing)} groups left out (not all seeds cached): "
+              f"{', '.join(map(str, missing)) or 'none'}", flush=True)
     todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
     print(f"{what} x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
           f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
@@ -90,6 +100,7 @@ def train_cached(
         "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "left_out": [list(key) if isinstance(key, tuple) else key for key in missing],
     }
     return metrics, provenance
 
@@ -115,6 +126,8 @@ def main() -> None:
     ap.add_argument("--searches", type=Path, nargs="*", default=[], help="search directories to check against the ground truth")
     ap.add_argument("--no-picks", action="store_true",
                     help="do not train the searches' picks: each search's pick is its best among the ground truth's allocations")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="train nothing: report over the allocations whose every seed is in the cache (listed in the JSON's left_out)")
     ap.add_argument("--no-progress", action="store_true")
     add_data_arguments(ap, required=False)
     args = ap.parse_args()
@@ -137,7 +150,9 @@ def main() -> None:
         if not args.no_picks and result.stage_search.best not in allocations:
             allocations.append(list(result.stage_search.best))
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
-    metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations")
+    metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations", cached_only=args.cached_only)
+    if len(metrics) < 3:
+        raise SystemExit(f"--cached-only: expected >= 3 allocations with every seed cached, got {len(metrics)}")
     rows = []
     for blocks, runs in metrics.items():
         aps = [100 * m["AP"] for m in runs]
@@ -152,15 +167,16 @@ def main() -> None:
             for blocks, runs in metrics.items()
             if blocks in ranked
         ]
-        pick = min(pairs, key=lambda p: p.supernet_rank).blocks if args.no_picks else list(result.stage_search.best)
+        among_truth = args.no_picks or tuple(result.stage_search.best) not in truth  # --cached-only may leave the pick out
+        pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else list(result.stage_search.best)
         audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
         tau, rho = audit.kendall_tau, audit.spearman_rho
         checks[name] = {
             "stage_sampling": result.config.stage_sampling, "stage_iterations": result.config.stage_iterations,
             "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
             "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
-            "pick_among": "ground truth allocations" if args.no_picks else "all allocations",
-            "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth[tuple(baseline)],
+            "pick_among": "ground truth allocations" if among_truth else "all allocations",
+            "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
         }
     summary = {
         "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,
@@ -169,7 +185,7 @@ def main() -> None:
             "train": train_set.report.source, "eval": eval_set.report.source,
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
-        "allocations": rows, "anova": stats, "searches": checks, "unit": "AP in percent",
+        "allocations": rows, "anova": asdict(stats), "searches": checks, "unit": "AP in percent",
         **provenance,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,13 +193,13 @@ def main() -> None:
     print(f"{'blocks':>16}  {'AP per seed':>24}  mean")
     for r in sorted(rows, key=lambda r: -r["mean"]):
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
-    print(f"between-allocation sd {stats['sd_between']:.2f} AP, seed sd {stats['sd_within']:.2f} AP, "
-          f"F = {stats['F']:.2f}, p = {stats['p']:.3g}; tau ceiling {stats['tau_ceiling']:.2f} (docs/audit.md#tau-ceiling)")
+    print(f"between-allocation sd {stats.sd_between:.2f} AP, seed sd {stats.sd_within:.2f} AP, F = {stats.F:.2f}, p = {stats.p:.3g}; "
+          f"tau ceiling {stats.tau_ceiling:.2f} (docs/audit.md#tau-ceiling); {stats.seeds_advice()}")
     for name, c in checks.items():
         tau = c["kendall_tau"]
         shown = "n/a" if tau["value"] is None else f"{tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}]"
-        print(f"{name}: tau {shown}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP "
-              f"vs baseline {c['baseline_AP']:.2f}")
+        base = "n/a" if c["baseline_AP"] is None else f"{c['baseline_AP']:.2f}"
+        print(f"{name}: tau {shown}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP vs baseline {base}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,20 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
     assert tuple(check["pick"]) == min(truth, key=table.index) and check["pick_among"] == "ground truth allocations"
 
 
+def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
+    """A ground truth still being trained: --cached-only trains nothing, reports over the allocations
+    whose every seed is cached and names the ones left out."""
+    tmp, search, spread = searched
+    out = tmp / "partial.json"
+    proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "5", "--seeds", "0", "1", "--out", str(out),
+               "--searches", str(search), "--no-picks", "--cached-only")
+    partial = json.loads(out.read_text())
+    cached = {tuple(r["blocks"]): r for r in spread["allocations"]}
+    assert "0 runs to train" in proc.stdout and f"{len(partial['left_out'])} of 5 groups left out" in proc.stdout
+    assert len(partial["allocations"]) + len(partial["left_out"]) == 5 and partial["left_out"]
+    assert all(cached[tuple(r["blocks"])] == r for r in partial["allocations"])
+    assert not any(tuple(b) in cached for b in partial["left_out"]) and partial["runs_trained_this_run"] == 0
+
 
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
     """A search without a recorded final check (an older crnas) gets the same check computed from its

@@ -56,6 +56,12 @@ def test_printed_audit_says_why_a_correlation_is_missing():
     assert "Kendall tau: n/a (fewer than 3 architectures)" in record([0.2, 0.3])
     assert "Kendall tau: n/a (one side's APs are all equal)" in record([0.2, 0.2, 0.2, 0.2])
     assert "Kendall tau: +1.000" in record([0.1, 0.2, 0.3, 0.4])
+    # two seeds each: the seed-noise line says how many seeds a ceiling of 0.6 would take
+    pairs = [Pair([i, 1, 1, 1], [1] * (i + 3), 0.1 * i, 0.1 * i, [{"AP": 0.1 * i - 0.1}, {"AP": 0.1 * i + 0.1}], i + 1) for i in range(4)]
+    noisy = ranking_audit(pairs, [0, 1, 1, 1], key=lambda p: p.blocks, resamples=50)
+    assert noisy.seed_noise is not None and noisy.seed_noise.seeds_for_target == 6  # 0.02 * 0.655 / (0.00667 * 0.345) = 5.7
+    printed = format_audit(AuditRecord(stage=noisy, dilation=None, config={}, search={}))
+    assert "a perfect ranking would reach tau 0.44 against these means; 6 seeds per architecture would lift it to 0.60" in printed
 
 
 def test_picks_are_stratified_and_always_hold_winner_baseline_and_worst():
@@ -112,9 +118,14 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     assert stage.pick == table[0].blocks and [p.supernet_rank for p in stage.pairs][0] == 1
     assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
     assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
+    older = record.to_dict()  # an audit.json from before seeds_for_target gets it from its own runs
+    for key in ("seeds_for_target", "target_tau"):
+        del older["stage"]["seed_noise"][key]
+    assert AuditRecord.from_dict(older) == record
     # two seeds: the architectures (0.01 AP apart) differ far beyond the seeds (0.001 apart)
     noise = stage.seed_noise
-    assert noise is not None and noise["p"] < 1e-6 and noise["sd_within"] == pytest.approx(np.sqrt(0.001**2 / 2))
+    assert noise is not None and noise.p < 1e-6 and noise.sd_within == pytest.approx(np.sqrt(0.001**2 / 2))
+    assert noise.seeds_for_target == 1 and "1 seeds per architecture" in noise.seeds_advice()
     assert noise == variance_components([[r["AP"] for r in p.standalone_runs] for p in stage.pairs])
 
     # another audit of the same data reuses every cached run; a reversed truth gives tau = -1
@@ -164,17 +175,20 @@ def test_variance_components_against_sums_of_squares():
     ssb = s * sum((np.mean(g) - grand) ** 2 for g in groups)
     ssw = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups)
     msb, msw = ssb / (k - 1), ssw / (k * (s - 1))
-    assert out["F"] == pytest.approx(msb / msw, rel=1e-12)
-    assert out["p"] == pytest.approx(scipy.stats.f.sf(msb / msw, k - 1, k * (s - 1)), rel=1e-9)
-    assert out["sd_within"] == pytest.approx(np.sqrt(msw), rel=1e-12)
-    assert out["sd_between"] == pytest.approx(np.sqrt((msb - msw) / s), rel=1e-12)
+    assert msb / msw == pytest.approx(out.F, rel=1e-12)
+    assert out.p == pytest.approx(scipy.stats.f.sf(msb / msw, k - 1, k * (s - 1)), rel=1e-9)
+    assert out.sd_within == pytest.approx(np.sqrt(msw), rel=1e-12)
+    assert out.sd_between == pytest.approx(np.sqrt((msb - msw) / s), rel=1e-12)
     reliability = (msb - msw) / s / ((msb - msw) / s + msw / s)
-    assert out["reliability"] == pytest.approx(reliability, rel=1e-12)
+    assert out.reliability == pytest.approx(reliability, rel=1e-12)
     # identical groups: no between-allocation variance at all, so no ranking can agree beyond chance
     flat = variance_components([[1.0, 2.0], [1.0, 2.0]])
-    assert flat["sd_between"] == 0.0 and flat["reliability"] == 0.0 and flat["tau_ceiling"] == 0.0
+    assert flat.sd_between == 0.0 and flat.reliability == 0.0 and flat.tau_ceiling == 0.0
+    assert flat.seeds_for_target is None and "no number of seeds" in flat.seeds_advice()
     with pytest.raises(ValueError, match=r"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes \[2, 1\]"):
         variance_components([[1.0, 2.0], [1.0]])
+    with pytest.raises(ValueError, match=r"target_tau: expected a Kendall tau in \(0, 1\), got 1.0"):
+        variance_components(groups, target_tau=1.0)
 
 
 def test_processes_sharing_a_cache_train_each_run_once(tmp_path):
@@ -218,6 +232,19 @@ def test_tau_ceiling_is_what_a_perfect_ranker_reaches_against_noisy_means():
         runs = truth[:, None] + rng.normal(0.0, sd_within, size=(3000, 2))
         out = variance_components(runs.tolist())
         reached = scipy.stats.kendalltau(truth, runs.mean(1)).statistic
-        assert out["tau_ceiling"] == pytest.approx(reached, abs=0.03)
+        assert out.tau_ceiling == pytest.approx(reached, abs=0.03)
         expected = 2 / np.pi * np.arcsin(np.sqrt(sd_between**2 / (sd_between**2 + sd_within**2 / 2)))
-        assert out["tau_ceiling"] == pytest.approx(expected, abs=0.03)
+        assert out.tau_ceiling == pytest.approx(expected, abs=0.03)
+
+
+def test_seeds_for_target_reach_the_target_ceiling_in_simulation():
+    """The advised seed count: means over that many seeds of simulated architectures reach the target
+    tau against the true effects, three seeds fewer do not (the estimate's own noise aside)."""
+    rng = np.random.default_rng(1)
+    sd_between, sd_within = 1.0, 2.5
+    truth = rng.normal(0.0, sd_between, size=4000)
+    out = variance_components((truth[:, None] + rng.normal(0.0, sd_within, size=(4000, 2))).tolist(), target_tau=0.6)
+    exact = 2.5**2 * np.sin(0.3 * np.pi) ** 2 / np.cos(0.3 * np.pi) ** 2  # sigma_w^2 R / (sigma_b^2 (1 - R)) = 11.8
+    assert out.seeds_for_target in (int(np.ceil(exact)) - 1, int(np.ceil(exact)), int(np.ceil(exact)) + 1)
+    tau = lambda seeds: scipy.stats.kendalltau(truth, (truth[:, None] + rng.normal(0.0, sd_within, size=(4000, seeds))).mean(1)).statistic  # noqa: E731
+    assert tau(int(np.ceil(exact))) >= 0.6 - 0.02 and tau(int(np.ceil(exact)) - 3) < 0.6

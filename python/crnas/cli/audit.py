@@ -106,10 +106,10 @@ def format_audit(record: AuditRecord) -> str:
         lines.append(f"  top-3 overlap: {audit.top3_overlap}/3; regret of the pick: {100 * audit.regret:.2f} AP")
         if audit.seed_noise is not None:
             n = audit.seed_noise
-            verdict = "the architectures differ beyond seed noise" if n["p"] < 0.05 else "WITHIN seed noise: no ranking can be checked here"
+            verdict = "the architectures differ beyond seed noise" if n.p < 0.05 else "WITHIN seed noise: no ranking can be checked here"
             lines.append(
-                f"  stand-alone spread: between architectures {100 * n['sd_between']:.2f} AP, seed to seed {100 * n['sd_within']:.2f} AP "
-                f"(F = {n['F']:.2f}, p = {n['p']:.3g}): {verdict}; a perfect ranking would reach tau {n['tau_ceiling']:.2f} "
-                f"against these means"
+                f"  stand-alone spread: between architectures {100 * n.sd_between:.2f} AP, seed to seed {100 * n.sd_within:.2f} AP "
+                f"(F = {n.F:.2f}, p = {n.p:.3g}): {verdict}; a perfect ranking would reach tau {n.tau_ceiling:.2f} "
+                f"against these means; {n.seeds_advice()}"
             )
     return "\n".join(lines)

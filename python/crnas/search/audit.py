@@ -55,7 +55,7 @@ from crnas.train import train_detector
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
     "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_trainer",
-    "run_jobs", "variance_components", "ranking_audit", "final_check_of",
+    "run_jobs", "SeedNoise", "variance_components", "ranking_audit", "final_check_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ HOLDOUT = 42  # derive_seed stream of the held-out split of archtrain (real data
 CORRELATION = 43  # derive_seed stream of the rank-correlation bootstrap
 
 AUDIT_VERSION = 1
+#: The ceiling τ that ``seeds_for_target`` asks for: a ranking this good is worth trusting (docs/audit.md#tau-ceiling).
+TARGET_TAU = 0.6
 
 
 @dataclass
@@ -123,6 +125,31 @@ class Pair:
 
 
 @dataclass
+class SeedNoise:
+    """:func:`variance_components` of stand-alone AP: does the architectures' spread exceed seed noise,
+    and how high can a ranking's τ go against their means (docs/audit.md#tau-ceiling)."""
+
+    F: float
+    p: float
+    sd_within: float
+    sd_between: float
+    sd_of_means: float
+    range_of_means: float
+    reliability: float
+    tau_ceiling: float
+    #: Seeds per architecture whose mean would lift ``tau_ceiling`` to ``target_tau`` at these variances;
+    #: ``None`` when the architectures show no between variance (no number of seeds would).
+    seeds_for_target: int | None = None
+    target_tau: float = TARGET_TAU
+
+    def seeds_advice(self) -> str:
+        """One clause on the seeds a ceiling of ``target_tau`` takes."""
+        if self.seeds_for_target is None:
+            return f"no number of seeds lifts it to {self.target_tau:.2f} (no variance between the architectures measured)"
+        return f"{self.seeds_for_target} seeds per architecture would lift it to {self.target_tau:.2f} at these variances"
+
+
+@dataclass
 class RankingAudit:
     """How well one ranking (stage or dilation search) agrees with stand-alone training."""
 
@@ -134,7 +161,7 @@ class RankingAudit:
     pairs: list[Pair]
     #: With two or more seeds: :func:`variance_components` of the stand-alone AP — whether the audited
     #: architectures differ by more than seed noise at all (if not, no ranking can be checked here).
-    seed_noise: dict[str, float] | None = None
+    seed_noise: SeedNoise | None = None
 
 
 @dataclass
@@ -152,13 +179,20 @@ class AuditRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditRecord:
+        def noise(r: dict[str, Any]) -> SeedNoise | None:
+            if not r.get("seed_noise"):
+                return None
+            if "seeds_for_target" in r["seed_noise"]:
+                return SeedNoise(**r["seed_noise"])
+            return variance_components([[run["AP"] for run in p["standalone_runs"]] for p in r["pairs"]])  # an older audit.json
+
         def ranking(r: dict[str, Any] | None) -> RankingAudit | None:
             if r is None:
                 return None
             est = lambda e: Estimate(e["value"], None if e["ci"] is None else tuple(e["ci"]))  # noqa: E731
             return RankingAudit(
                 kendall_tau=est(r["kendall_tau"]), spearman_rho=est(r["spearman_rho"]), top3_overlap=r["top3_overlap"],
-                regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]], seed_noise=r.get("seed_noise"),
+                regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]], seed_noise=noise(r),
             )
 
         stage = ranking(d["stage"])
@@ -229,14 +263,18 @@ def ranking_audit(
     )
 
 
-def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
+def variance_components(groups: Sequence[Sequence[float]], target_tau: float = TARGET_TAU) -> SeedNoise:
     """One-way ANOVA of stand-alone AP per architecture (one list of per-seed values each, equal
     lengths): ``F`` and ``p`` (:func:`scipy.stats.f_oneway`), the seed-to-seed standard deviation
     ``sd_within`` (√ of the within mean square), the between-architecture one ``sd_between`` (method of
     moments, √ max(0, (MSB − MSW) / seeds)), the spread of the means (``sd_of_means``, ``range_of_means``),
     the ``reliability`` of a mean over the seeds (between variance over the variance of such a mean) and
     the ``tau_ceiling`` it implies: the Kendall τ that a perfect ranker is expected to reach against these
-    means, (2/π)·arcsin(√reliability) for normal effects and noise (docs/audit.md#tau-ceiling)."""
+    means, (2/π)·arcsin(√reliability) for normal effects and noise (docs/audit.md#tau-ceiling); and
+    ``seeds_for_target``, the seeds per architecture whose mean would lift that ceiling to ``target_tau``
+    with these variances (``None`` when the architectures show no between variance: no number would)."""
+    if not 0 < target_tau < 1:
+        raise ValueError(f"target_tau: expected a Kendall tau in (0, 1), got {target_tau}")
     s = len(groups[0]) if groups else 0
     if len(groups) < 2 or s < 2 or any(len(g) != s for g in groups):
         raise ValueError(f"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes {[len(g) for g in groups]}")
@@ -246,12 +284,20 @@ def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
     ms_between = float(s * np.var(means, ddof=1))
     var_between = max(0.0, (ms_between - ms_within) / s)
     reliability = var_between / (var_between + ms_within / s) if var_between > 0 else 0.0
-    return {
-        "F": float(test.statistic), "p": float(test.pvalue), "sd_within": math.sqrt(ms_within),
-        "sd_between": math.sqrt(var_between), "sd_of_means": float(np.std(means, ddof=1)),
-        "range_of_means": float(means.max() - means.min()), "reliability": reliability,
-        "tau_ceiling": 2 / math.pi * math.asin(math.sqrt(reliability)),
-    }
+    return SeedNoise(
+        F=float(test.statistic), p=float(test.pvalue), sd_within=math.sqrt(ms_within), sd_between=math.sqrt(var_between),
+        sd_of_means=float(np.std(means, ddof=1)), range_of_means=float(means.max() - means.min()), reliability=reliability,
+        tau_ceiling=2 / math.pi * math.asin(math.sqrt(reliability)),
+        seeds_for_target=_seeds_for_reliability(math.sin(math.pi * target_tau / 2) ** 2, var_between, ms_within), target_tau=target_tau,
+    )
+
+
+def _seeds_for_reliability(reliability: float, var_between: float, var_within: float) -> int | None:
+    """The fewest seeds S whose mean reaches ``reliability`` = σ²_b / (σ²_b + σ²_w / S); ``None`` when
+    σ²_b is 0."""
+    if var_between <= 0:
+        return None
+    return max(1, math.ceil(var_within * reliability / (var_between * (1 - reliability)) - 1e-9))
 
 
 # -- which architectures -------------------------------------------------------------------------------
