@@ -26,6 +26,8 @@ allocations whose every seed is already cached (a ground truth still being train
 Data: the preset's synthetic data at fresh data seeds (the search's seed + 1000 for training, + 1001
 for evaluation), or --coco / --voc (split by --holdout). The printed spread ends with the seeds per
 allocation a τ ceiling of 0.6 would take at the measured variances (docs/audit.md#tau-ceiling).
+``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
+schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
 """
 
 from __future__ import annotations
@@ -105,10 +107,17 @@ def train_cached(
     return metrics, provenance
 
 
+def shown(estimate: dict[str, Any]) -> str:
+    """An estimate's JSON (value, ci) as printed: ``+0.52 [-0.00, +0.87]``."""
+    if estimate["value"] is None:
+        return "n/a"
+    return f"{estimate['value']:+.2f} [{estimate['ci'][0]:+.2f}, {estimate['ci'][1]:+.2f}]"
+
+
 def main() -> None:
     from crnas.arch import Architecture
     from crnas.cli.common import add_data_arguments
-    from crnas.search.audit import Pair, job_factory, ranking_audit, variance_components
+    from crnas.search.audit import Pair, job_factory, rank_correlation, ranking_audit, variance_components
     from crnas.search.config import PRESETS, preset
     from crnas.search.result import load_result
 
@@ -126,6 +135,8 @@ def main() -> None:
     ap.add_argument("--searches", type=Path, nargs="*", default=[], help="search directories to check against the ground truth")
     ap.add_argument("--no-picks", action="store_true",
                     help="do not train the searches' picks: each search's pick is its best among the ground truth's allocations")
+    ap.add_argument("--compare", type=Path, nargs="*", default=[],
+                    help="other ground truths (this script's JSON) whose means are ranked against these (Kendall tau, Spearman rho)")
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: report over the allocations whose every seed is in the cache (listed in the JSON's left_out)")
     ap.add_argument("--no-progress", action="store_true")
@@ -178,6 +189,14 @@ def main() -> None:
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
         }
+    compared = {}
+    for other in args.compare:  # another ground truth (e.g. a shorter schedule) over the allocations both hold
+        theirs = {tuple(r["blocks"]): r["mean"] for r in json.loads(other.read_text())["allocations"]}
+        common = [b for b in truth if b in theirs]
+        tau, rho = (rank_correlation([theirs[b] for b in common], [truth[b] for b in common], kind) for kind in ("kendall", "spearman"))
+        compared[str(other)] = {
+            "allocations": len(common), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
+        }
     summary = {
         "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,
         "train_images": len(train_set), "eval_images": len(eval_set),
@@ -185,7 +204,7 @@ def main() -> None:
             "train": train_set.report.source, "eval": eval_set.report.source,
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
-        "allocations": rows, "anova": asdict(stats), "searches": checks, "unit": "AP in percent",
+        "allocations": rows, "anova": asdict(stats), "searches": checks, "compared": compared, "unit": "AP in percent",
         **provenance,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -195,11 +214,12 @@ def main() -> None:
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
     print(f"between-allocation sd {stats.sd_between:.2f} AP, seed sd {stats.sd_within:.2f} AP, F = {stats.F:.2f}, p = {stats.p:.3g}; "
           f"tau ceiling {stats.tau_ceiling:.2f} (docs/audit.md#tau-ceiling); {stats.seeds_advice()}")
+    for name, c in compared.items():
+        print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
     for name, c in checks.items():
-        tau = c["kendall_tau"]
-        shown = "n/a" if tau["value"] is None else f"{tau['value']:+.2f} [{tau['ci'][0]:+.2f}, {tau['ci'][1]:+.2f}]"
         base = "n/a" if c["baseline_AP"] is None else f"{c['baseline_AP']:.2f}"
-        print(f"{name}: tau {shown}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP vs baseline {base}")
+        print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP "
+              f"vs baseline {base}")
 
 
 if __name__ == "__main__":

@@ -97,17 +97,19 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
 
 def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     """A ground truth still being trained: --cached-only trains nothing, reports over the allocations
-    whose every seed is cached and names the ones left out."""
+    whose every seed is cached and names the ones left out; --compare ranks it against another one."""
     tmp, search, spread = searched
     out = tmp / "partial.json"
     proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "5", "--seeds", "0", "1", "--out", str(out),
-               "--searches", str(search), "--no-picks", "--cached-only")
+               "--searches", str(search), "--no-picks", "--cached-only", "--compare", str(tmp / "spread.json"))
     partial = json.loads(out.read_text())
     cached = {tuple(r["blocks"]): r for r in spread["allocations"]}
     assert "0 runs to train" in proc.stdout and f"{len(partial['left_out'])} of 5 groups left out" in proc.stdout
     assert len(partial["allocations"]) + len(partial["left_out"]) == 5 and partial["left_out"]
     assert all(cached[tuple(r["blocks"])] == r for r in partial["allocations"])
     assert not any(tuple(b) in cached for b in partial["left_out"]) and partial["runs_trained_this_run"] == 0
+    against = partial["compared"][str(tmp / "spread.json")]  # the same runs' means: ranked alike
+    assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
 
 
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
