@@ -25,7 +25,9 @@ the script trains only what is missing; ``--cached-only`` trains nothing and rep
 allocations whose every seed is already cached (a ground truth still being trained elsewhere).
 Data: the preset's synthetic data at fresh data seeds (the search's seed + 1000 for training, + 1001
 for evaluation), or --coco / --voc (split by --holdout). The printed spread ends with the seeds per
-allocation a τ ceiling of 0.6 would take at the measured variances (docs/audit.md#tau-ceiling).
+allocation a τ ceiling of 0.6 takes at the measured variances (docs/audit.md#tau-ceiling).
+Each run's final training loss (its checkpoint's loss history) is recorded beside its AP, with how
+closely the seed-to-seed AP differences follow it (optimisation noise or not).
 ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
 """
@@ -43,11 +45,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import scipy.stats
 import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
 from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
+from crnas.train import CHECKPOINT_NAME
 
 K = TypeVar("K", bound=Hashable)
 
@@ -89,7 +93,7 @@ def train_cached(
     if cached_only:
         jobs = {key: group for key, group in jobs.items() if key not in missing}
         print(f"--cached-only: {len(missing)} of {len(jobs) + len(missing)} groups left out (not all seeds cached): "
-              f"{', '.join(map(str, missing)) or 'none'}", flush=True)
+              f"{', '.join(map(str, missing)) or 'none'}; {len(jobs)} reported", flush=True)
     todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
     print(f"{what} x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
           f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
@@ -102,9 +106,37 @@ def train_cached(
         "wall_time_s_this_run": round(time.time() - started, 1), "runs_trained_this_run": todo,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "left_out": [list(key) if isinstance(key, tuple) else key for key in missing],
+        **({"left_out": [list(key) if isinstance(key, tuple) else key for key in missing]} if cached_only else {}),
     }
     return metrics, provenance
+
+
+def final_train_loss(run_dir: Path) -> float | None:
+    """Mean training loss over the last tenth of a cached run's schedule (its checkpoint's loss history);
+    ``None`` without a checkpoint."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    history = torch.load(path, map_location="cpu", weights_only=True)["loss_history"]
+    return float(np.mean(history[-max(1, len(history) // 10):]))
+
+
+def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Does a seed's AP follow how far its training loss fell? Pearson r (scipy.stats.pearsonr) between
+    each run's AP and its final training loss after removing each allocation's mean from both (what is
+    left is seed to seed), and over the raw runs; ``None`` unless every run has a loss and there are
+    >= 3 runs or either side is constant. Strongly negative within allocations: the seed noise is optimisation noise of
+    detectors still learning (longer schedules reduce it), not overfitting."""
+    if any(loss is None for r in rows for loss in r["train_loss_end"]) or sum(len(r["AP"]) for r in rows) < 3:
+        return None
+    ap = np.array([a for r in rows for a in r["AP"]])
+    loss = np.array([x for r in rows for x in r["train_loss_end"]])
+    ap_dev = np.concatenate([np.asarray(r["AP"]) - r["mean"] for r in rows])
+    loss_dev = np.concatenate([np.asarray(r["train_loss_end"]) - np.mean(r["train_loss_end"]) for r in rows])
+    if np.ptp(ap) == 0 or np.ptp(loss) == 0 or np.ptp(ap_dev) == 0 or np.ptp(loss_dev) == 0:
+        return None  # a constant side: no correlation to speak of
+    within, raw = scipy.stats.pearsonr(loss_dev, ap_dev), scipy.stats.pearsonr(loss, ap)
+    return {"runs": len(ap), "within_allocations_r": float(within.statistic), "raw_r": float(raw.statistic), "raw_p": float(raw.pvalue)}
 
 
 def shown(estimate: dict[str, Any]) -> str:
@@ -162,12 +194,16 @@ def main() -> None:
             allocations.append(list(result.stage_search.best))
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
     metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations", cached_only=args.cached_only)
-    if len(metrics) < 3:
+    if args.cached_only and len(metrics) < 3:  # tau needs 3
         raise SystemExit(f"--cached-only: expected >= 3 allocations with every seed cached, got {len(metrics)}")
+    cache = StandaloneCache(args.cache or default_cache_dir())
     rows = []
     for blocks, runs in metrics.items():
         aps = [100 * m["AP"] for m in runs]
-        rows.append({"blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1))})
+        rows.append({
+            "blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1)),
+            "train_loss_end": [final_train_loss(cache.run_dir(j)) for j in jobs[blocks]],
+        })
     stats = variance_components([r["AP"] for r in rows])
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
     checks = {}
@@ -178,6 +214,8 @@ def main() -> None:
             for blocks, runs in metrics.items()
             if blocks in ranked
         ]
+        if not pairs:
+            raise SystemExit(f"searches: none of the ground truth's allocations is in {name}'s stage table (another space?)")
         among_truth = args.no_picks or tuple(result.stage_search.best) not in truth  # --cached-only may leave the pick out
         pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else list(result.stage_search.best)
         audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
@@ -198,13 +236,14 @@ def main() -> None:
             "allocations": len(common), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
         }
     summary = {
-        "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds,
+        "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds, "cached_only": args.cached_only,
         "train_images": len(train_set), "eval_images": len(eval_set),
         "data": {
             "train": train_set.report.source, "eval": eval_set.report.source,
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
-        "allocations": rows, "anova": asdict(stats), "searches": checks, "compared": compared, "unit": "AP in percent",
+        "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "searches": checks,
+        "compared": compared, "unit": "AP in percent",
         **provenance,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -214,11 +253,15 @@ def main() -> None:
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
     print(f"between-allocation sd {stats.sd_between:.2f} AP, seed sd {stats.sd_within:.2f} AP, F = {stats.F:.2f}, p = {stats.p:.3g}; "
           f"tau ceiling {stats.tau_ceiling:.2f} (docs/audit.md#tau-ceiling); {stats.seeds_advice()}")
+    if (vs_loss := summary["seed_noise_vs_train_loss"]) is not None:
+        print(f"AP vs final training loss over {vs_loss['runs']} runs: r = {vs_loss['within_allocations_r']:+.2f} seed to seed "
+              f"(within allocations), {vs_loss['raw_r']:+.2f} overall")
     for name, c in compared.items():
         print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
     for name, c in checks.items():
         base = "n/a" if c["baseline_AP"] is None else f"{c['baseline_AP']:.2f}"
-        print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick {c['pick']} {c['pick_AP']:.2f} AP "
+        among = " (its best among the ground truth's)" if c["pick_among"] == "ground truth allocations" else ""
+        print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick{among} {c['pick']} {c['pick_AP']:.2f} AP "
               f"vs baseline {base}")
 
 

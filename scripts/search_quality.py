@@ -122,16 +122,21 @@ def compare(ap: list[float], baseline: list[float], macs: int, baseline_macs: in
 def audit_summary(args: argparse.Namespace, search_dir: Path) -> dict[str, Any] | None:
     """The search's stage-ranking audit: from an allocation_spread JSON (--spread) or a crnas audit record (--audit)."""
     if args.spread is not None:
-        checks = json.loads(args.spread.read_text())["searches"]
+        spread = json.loads(args.spread.read_text())
+        checks = spread["searches"]
         check = next((c for d, c in checks.items() if Path(d).resolve() == search_dir.resolve()), None)
         if check is None:
             raise SystemExit(f"--spread: expected a check of {search_dir} in {args.spread}, got checks of {', '.join(checks) or 'none'}")
-        return {"source": str(args.spread), **{k: check[k] for k in ("kendall_tau", "spearman_rho", "top3_overlap", "regret")}}
+        partial = bool(spread.get("cached_only")) and bool(spread.get("left_out"))
+        if partial:
+            print(f"--spread: {args.spread} is a partial ground truth (--cached-only; {len(spread['left_out'])} allocations left out)")
+        return {"source": str(args.spread), "partial": partial, **{k: check[k] for k in ("kendall_tau", "spearman_rho", "top3_overlap", "regret")}}
     if args.audit is not None:
         stage = AuditRecord.load(args.audit).stage
         tau, rho = stage.kendall_tau, stage.spearman_rho
         return {
-            "source": str(args.audit), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
+            "source": str(args.audit), "partial": False, "kendall_tau": {"value": tau.value, "ci": tau.ci},
+            "spearman_rho": {"value": rho.value, "ci": rho.ci},
             "top3_overlap": stage.top3_overlap, "regret": 100 * stage.regret,
         }
     return None

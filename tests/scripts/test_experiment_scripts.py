@@ -79,7 +79,8 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     welch = scipy.stats.ttest_ind(quality["found"]["AP"], quality["baseline"]["AP"], equal_var=False)
     expected = None if np.isnan(welch.statistic) else pytest.approx(welch.statistic)
     assert quality["found_vs_baseline"]["welch_t"] == expected
-    assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"]
+    assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"] and not quality["audit"]["partial"]
+    assert "left_out" not in quality and not spread["cached_only"] and "left_out" not in spread  # only a --cached-only report has them
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
 
 
@@ -104,10 +105,15 @@ def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
                "--searches", str(search), "--no-picks", "--cached-only", "--compare", str(tmp / "spread.json"))
     partial = json.loads(out.read_text())
     cached = {tuple(r["blocks"]): r for r in spread["allocations"]}
-    assert "0 runs to train" in proc.stdout and f"{len(partial['left_out'])} of 5 groups left out" in proc.stdout
+    assert "0 runs to train" in proc.stdout and f"{len(partial['left_out'])} of 5 groups left out" in proc.stdout and partial["cached_only"]
     assert len(partial["allocations"]) + len(partial["left_out"]) == 5 and partial["left_out"]
-    assert all(cached[tuple(r["blocks"])] == r for r in partial["allocations"])
+    assert all(cached[tuple(r["blocks"])] == r for r in partial["allocations"])  # train_loss_end too, read from the same checkpoints
     assert not any(tuple(b) in cached for b in partial["left_out"]) and partial["runs_trained_this_run"] == 0
+    assert all(isinstance(x, float) for r in partial["allocations"] for x in r["train_loss_end"])  # the cached runs' checkpoints
+    vs_loss = partial["seed_noise_vs_train_loss"]
+    if vs_loss is not None:
+        loss = [x for r in partial["allocations"] for x in r["train_loss_end"]]
+        assert vs_loss["raw_r"] == pytest.approx(scipy.stats.pearsonr(loss, [a for r in partial["allocations"] for a in r["AP"]]).statistic)
     against = partial["compared"][str(tmp / "spread.json")]  # the same runs' means: ranked alike
     assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
 

@@ -61,7 +61,8 @@ def test_printed_audit_says_why_a_correlation_is_missing():
     noisy = ranking_audit(pairs, [0, 1, 1, 1], key=lambda p: p.blocks, resamples=50)
     assert noisy.seed_noise is not None and noisy.seed_noise.seeds_for_target == 6  # 0.02 * 0.655 / (0.00667 * 0.345) = 5.7
     printed = format_audit(AuditRecord(stage=noisy, dilation=None, config={}, search={}))
-    assert "a perfect ranking would reach tau 0.44 against these means; 6 seeds per architecture would lift it to 0.60" in printed
+    assert ("a perfect ranking would reach tau 0.44 against these means; a ceiling of 0.60 takes 6 seeds per architecture at these variances "
+                           "(2 measured)") in printed
 
 
 def test_picks_are_stratified_and_always_hold_winner_baseline_and_worst():
@@ -118,14 +119,15 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     assert stage.pick == table[0].blocks and [p.supernet_rank for p in stage.pairs][0] == 1
     assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
     assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
-    older = record.to_dict()  # an audit.json from before seeds_for_target gets it from its own runs
-    for key in ("seeds_for_target", "target_tau"):
+    older = record.to_dict()  # an audit.json from before seeds_for_target gets it from its stored variances
+    for key in ("seeds", "seeds_for_target", "target_tau"):
         del older["stage"]["seed_noise"][key]
     assert AuditRecord.from_dict(older) == record
     # two seeds: the architectures (0.01 AP apart) differ far beyond the seeds (0.001 apart)
     noise = stage.seed_noise
     assert noise is not None and noise.p < 1e-6 and noise.sd_within == pytest.approx(np.sqrt(0.001**2 / 2))
-    assert noise.seeds_for_target == 1 and "1 seeds per architecture" in noise.seeds_advice()
+    assert noise.seeds == 2 and noise.seeds_for_target == 1
+    assert noise.seeds_advice() == "the 2 seeds measured already give a ceiling of 0.60 (1 would)"
     assert noise == variance_components([[r["AP"] for r in p.standalone_runs] for p in stage.pairs])
 
     # another audit of the same data reuses every cached run; a reversed truth gives tau = -1
@@ -184,11 +186,14 @@ def test_variance_components_against_sums_of_squares():
     # identical groups: no between-allocation variance at all, so no ranking can agree beyond chance
     flat = variance_components([[1.0, 2.0], [1.0, 2.0]])
     assert flat.sd_between == 0.0 and flat.reliability == 0.0 and flat.tau_ceiling == 0.0
-    assert flat.seeds_for_target is None and "no number of seeds" in flat.seeds_advice()
+    assert flat.seeds_for_target is None and "estimated at 0 (F <= 1), so no seed count" in flat.seeds_advice()
+    # F = 1 exactly, up to rounding (MSB = MSW): no between variance either, not a seed count of 1e16
+    assert variance_components([[0.1, 0.3], [0.2, 0.4], [0.3, 0.5]]).seeds_for_target is None
     with pytest.raises(ValueError, match=r"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes \[2, 1\]"):
         variance_components([[1.0, 2.0], [1.0]])
-    with pytest.raises(ValueError, match=r"target_tau: expected a Kendall tau in \(0, 1\), got 1.0"):
-        variance_components(groups, target_tau=1.0)
+    for target in (0.0, 0.999999999):
+        with pytest.raises(ValueError, match=rf"target_tau: expected a Kendall tau in \(0, 0.99\], got {target}"):
+            variance_components(groups, target_tau=target)
 
 
 def test_processes_sharing_a_cache_train_each_run_once(tmp_path):

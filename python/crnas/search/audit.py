@@ -67,6 +67,7 @@ CORRELATION = 43  # derive_seed stream of the rank-correlation bootstrap
 AUDIT_VERSION = 1
 #: The ceiling τ that ``seeds_for_target`` asks for: a ranking this good is worth trusting (docs/audit.md#tau-ceiling).
 TARGET_TAU = 0.6
+MAX_TARGET_TAU = 0.99
 
 
 @dataclass
@@ -137,16 +138,22 @@ class SeedNoise:
     range_of_means: float
     reliability: float
     tau_ceiling: float
-    #: Seeds per architecture whose mean would lift ``tau_ceiling`` to ``target_tau`` at these variances;
-    #: ``None`` when the architectures show no between variance (no number of seeds would).
-    seeds_for_target: int | None = None
-    target_tau: float = TARGET_TAU
+    #: Seeds per architecture measured (each mean's count).
+    seeds: int
+    #: Seeds per architecture whose mean would have a ceiling of ``target_tau`` at these variances; ``None``
+    #: when the between variance is estimated at 0 (F <= 1): then no count can be estimated.
+    seeds_for_target: int | None
+    target_tau: float
 
     def seeds_advice(self) -> str:
         """One clause on the seeds a ceiling of ``target_tau`` takes."""
+        target = f"a ceiling of {self.target_tau:.2f}"
         if self.seeds_for_target is None:
-            return f"no number of seeds lifts it to {self.target_tau:.2f} (no variance between the architectures measured)"
-        return f"{self.seeds_for_target} seeds per architecture would lift it to {self.target_tau:.2f} at these variances"
+            return (f"the between-architecture variance is estimated at 0 (F <= 1), so no seed count for {target} can be estimated: "
+                    "more seeds, or a setting in which the architectures differ, would tell")
+        if self.seeds_for_target <= self.seeds:
+            return f"the {self.seeds} seeds measured already give {target} ({self.seeds_for_target} would)"
+        return f"{target} takes {self.seeds_for_target} seeds per architecture at these variances ({self.seeds} measured)"
 
 
 @dataclass
@@ -182,9 +189,12 @@ class AuditRecord:
         def noise(r: dict[str, Any]) -> SeedNoise | None:
             if not r.get("seed_noise"):
                 return None
-            if "seeds_for_target" in r["seed_noise"]:
-                return SeedNoise(**r["seed_noise"])
-            return variance_components([[run["AP"] for run in p["standalone_runs"]] for p in r["pairs"]])  # an older audit.json
+            stored = dict(r["seed_noise"])
+            if "seeds_for_target" not in stored:  # an audit.json from before seeds_for_target: derived from its stored variances
+                seeds = len(r["pairs"][0]["standalone_runs"])
+                stored.update(seeds=seeds, target_tau=TARGET_TAU, seeds_for_target=_seeds_for_target(
+                    TARGET_TAU, stored["sd_between"] ** 2, stored["sd_within"] ** 2))
+            return SeedNoise(**stored)
 
         def ranking(r: dict[str, Any] | None) -> RankingAudit | None:
             if r is None:
@@ -273,8 +283,8 @@ def variance_components(groups: Sequence[Sequence[float]], target_tau: float = T
     means, (2/π)·arcsin(√reliability) for normal effects and noise (docs/audit.md#tau-ceiling); and
     ``seeds_for_target``, the seeds per architecture whose mean would lift that ceiling to ``target_tau``
     with these variances (``None`` when the architectures show no between variance: no number would)."""
-    if not 0 < target_tau < 1:
-        raise ValueError(f"target_tau: expected a Kendall tau in (0, 1), got {target_tau}")
+    if not 0 < target_tau <= MAX_TARGET_TAU:
+        raise ValueError(f"target_tau: expected a Kendall tau in (0, {MAX_TARGET_TAU}], got {target_tau}")
     s = len(groups[0]) if groups else 0
     if len(groups) < 2 or s < 2 or any(len(g) != s for g in groups):
         raise ValueError(f"groups: expected >= 2 groups of >= 2 values, equal counts, got sizes {[len(g) for g in groups]}")
@@ -282,21 +292,24 @@ def variance_components(groups: Sequence[Sequence[float]], target_tau: float = T
     means = np.array([np.mean(g) for g in groups])
     ms_within = float(np.mean([np.var(g, ddof=1) for g in groups]))
     ms_between = float(s * np.var(means, ddof=1))
-    var_between = max(0.0, (ms_between - ms_within) / s)
+    var_between = (ms_between - ms_within) / s
+    if var_between <= 1e-12 * max(ms_within, ms_between):  # F <= 1, up to rounding: no between variance estimated
+        var_between = 0.0
     reliability = var_between / (var_between + ms_within / s) if var_between > 0 else 0.0
     return SeedNoise(
         F=float(test.statistic), p=float(test.pvalue), sd_within=math.sqrt(ms_within), sd_between=math.sqrt(var_between),
         sd_of_means=float(np.std(means, ddof=1)), range_of_means=float(means.max() - means.min()), reliability=reliability,
         tau_ceiling=2 / math.pi * math.asin(math.sqrt(reliability)),
-        seeds_for_target=_seeds_for_reliability(math.sin(math.pi * target_tau / 2) ** 2, var_between, ms_within), target_tau=target_tau,
+        seeds=s, seeds_for_target=_seeds_for_target(target_tau, var_between, ms_within), target_tau=target_tau,
     )
 
 
-def _seeds_for_reliability(reliability: float, var_between: float, var_within: float) -> int | None:
-    """The fewest seeds S whose mean reaches ``reliability`` = σ²_b / (σ²_b + σ²_w / S); ``None`` when
-    σ²_b is 0."""
+def _seeds_for_target(target_tau: float, var_between: float, var_within: float) -> int | None:
+    """The fewest seeds S whose mean has a τ ceiling of ``target_tau``: reliability σ²_b / (σ²_b + σ²_w / S)
+    of at least sin²(π·τ/2); ``None`` when σ²_b is 0."""
     if var_between <= 0:
         return None
+    reliability = math.sin(math.pi * target_tau / 2) ** 2
     return max(1, math.ceil(var_within * reliability / (var_between * (1 - reliability)) - 1e-9))
 
 
