@@ -28,7 +28,8 @@ for evaluation), or --coco / --voc (split by --holdout). The printed spread ends
 allocation a τ ceiling of 0.6 takes at the measured variances (docs/audit.md#tau-ceiling).
 Each run's final training loss (its checkpoint's loss history) is recorded beside its AP, with how
 closely the seed-to-seed AP differences follow it (optimisation noise or not).
-``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
+``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
+would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
 """
 
@@ -49,7 +50,9 @@ import scipy.stats
 import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
-from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, run_jobs, standalone_trainer
+from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
+from crnas.eval.detections import collect_detections
+from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, run_jobs, standalone_detector, standalone_trainer
 from crnas.search.config import SearchConfig
 from crnas.train import CHECKPOINT_NAME
 
@@ -139,6 +142,43 @@ def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"runs": len(ap), "within_allocations_r": float(within.statistic), "raw_r": float(raw.statistic), "raw_p": float(raw.pvalue)}
 
 
+def sampling_variance(curves: np.ndarray) -> float:
+    """The seed-to-seed variance that image sampling alone gives one allocation: ``curves`` holds each
+    seed's AP under the same bootstrap draws (seeds x resamples); each seed's deviation from the seeds'
+    mean varies over the draws, and S/(S−1) times its mean variance estimates a seed variance (for two
+    seeds: half the variance of their difference)."""
+    seeds = len(curves)
+    deviations = curves - curves.mean(axis=0)
+    return seeds / (seeds - 1) * float(deviations.var(axis=1).mean())
+
+
+def eval_noise(
+    jobs: dict[K, list[StandaloneJob]], cache: StandaloneCache, config: SearchConfig, eval_set: DetectionDataset, num_classes: int,
+    resamples: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """How much of the seed-to-seed spread is evaluation-image sampling? Every run is evaluated again
+    from its cached checkpoint (``max_reevaluation_diff``: against its cached AP, in AP points) and each
+    run's deviation from its allocation's mean AP is bootstrapped over the evaluation images, the same
+    draws for every run (crnas.eval.bootstrap). ``sd_within_eval`` is the seed-to-seed sd that image
+    sampling alone would give, √(S/(S−1) · mean bootstrap variance of the deviations)."""
+    weights = bootstrap_weights(len(eval_set), resamples, seed)
+    variances, worst = [], 0.0
+    for group in jobs.values():
+        curves = []
+        for job in group:
+            model = standalone_detector(config, job.architecture, num_classes)
+            model.load_state_dict(torch.load(cache.run_dir(job) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"])
+            detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
+            evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
+            cached = cache.get(job)
+            assert cached is not None
+            worst = max(worst, 100 * abs(float(evaluation.ap()[0]) - cached["AP"]))
+            curves.append(100 * evaluation.ap(weights))
+        variances.append(sampling_variance(np.stack(curves)))
+    return {"runs": sum(len(g) for g in jobs.values()), "resamples": resamples, "sd_within_eval": float(np.sqrt(np.mean(variances))),
+            "max_reevaluation_diff": worst}
+
+
 def shown(estimate: dict[str, Any]) -> str:
     """An estimate's JSON (value, ci) as printed: ``+0.52 [-0.00, +0.87]``."""
     if estimate["value"] is None:
@@ -169,6 +209,9 @@ def main() -> None:
                     help="do not train the searches' picks: each search's pick is its best among the ground truth's allocations")
     ap.add_argument("--compare", type=Path, nargs="*", default=[],
                     help="other ground truths (this script's JSON) whose means are ranked against these (Kendall tau, Spearman rho)")
+    ap.add_argument("--eval-noise", action="store_true",
+                    help="evaluate every run again from its checkpoint and bootstrap the evaluation images: the part of the seed spread "
+                         "that image sampling explains (about 10 s per run at the demo's scale)")
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: report over the allocations whose every seed is in the cache (listed in the JSON's left_out)")
     ap.add_argument("--no-progress", action="store_true")
@@ -206,6 +249,12 @@ def main() -> None:
         })
     stats = variance_components([r["AP"] for r in rows])
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
+    sampling = None
+    if args.eval_noise:
+        reported = {key: jobs[key] for key in metrics}
+        print(f"--eval-noise: evaluating {sum(map(len, reported.values()))} runs again", flush=True)
+        sampling = eval_noise(reported, cache, config, eval_set, len(train_set.classes) + 1)
+        sampling["share_of_seed_variance"] = sampling["sd_within_eval"] ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None
     checks = {}
     for name, result in searches.items():  # each search's ranking audited against the one ground truth
         ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.stage_search.allocations)}
@@ -242,7 +291,7 @@ def main() -> None:
             "train": train_set.report.source, "eval": eval_set.report.source,
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
-        "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "searches": checks,
+        "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
         "compared": compared, "unit": "AP in percent",
         **provenance,
     }
@@ -256,6 +305,10 @@ def main() -> None:
     if (vs_loss := summary["seed_noise_vs_train_loss"]) is not None:
         print(f"AP vs final training loss over {vs_loss['runs']} runs: r = {vs_loss['within_allocations_r']:+.2f} seed to seed "
               f"(within allocations), {vs_loss['raw_r']:+.2f} overall")
+    if sampling is not None:
+        share = "n/a" if sampling["share_of_seed_variance"] is None else f"{100 * sampling['share_of_seed_variance']:.0f}%"
+        print(f"evaluation-image sampling alone: seed sd {sampling['sd_within_eval']:.2f} AP ({share} of the seed variance); "
+              f"re-evaluated AP within {sampling['max_reevaluation_diff']:.2g} of the cached")
     for name, c in compared.items():
         print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
     for name, c in checks.items():

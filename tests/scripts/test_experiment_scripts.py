@@ -98,11 +98,12 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
 
 def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     """A ground truth still being trained: --cached-only trains nothing, reports over the allocations
-    whose every seed is cached and names the ones left out; --compare ranks it against another one."""
+    whose every seed is cached and names the ones left out; --compare ranks it against another one;
+    --eval-noise re-evaluates the cached runs."""
     tmp, search, spread = searched
     out = tmp / "partial.json"
     proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "5", "--seeds", "0", "1", "--out", str(out),
-               "--searches", str(search), "--no-picks", "--cached-only", "--compare", str(tmp / "spread.json"))
+               "--searches", str(search), "--no-picks", "--cached-only", "--compare", str(tmp / "spread.json"), "--eval-noise")
     partial = json.loads(out.read_text())
     cached = {tuple(r["blocks"]): r for r in spread["allocations"]}
     assert "0 runs to train" in proc.stdout and f"{len(partial['left_out'])} of 5 groups left out" in proc.stdout and partial["cached_only"]
@@ -114,8 +115,22 @@ def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     if vs_loss is not None:
         loss = [x for r in partial["allocations"] for x in r["train_loss_end"]]
         assert vs_loss["raw_r"] == pytest.approx(scipy.stats.pearsonr(loss, [a for r in partial["allocations"] for a in r["AP"]]).statistic)
+    sampling = partial["eval_noise"]  # every run evaluated again from its checkpoint gives its cached AP
+    assert sampling["runs"] == 2 * len(partial["allocations"]) and sampling["max_reevaluation_diff"] < 1e-9 and sampling["sd_within_eval"] >= 0
     against = partial["compared"][str(tmp / "spread.json")]  # the same runs' means: ranked alike
     assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
+
+
+def test_sampling_variance_is_half_the_variance_of_a_two_seed_difference():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from allocation_spread import sampling_variance
+
+    rng = np.random.default_rng(0)
+    two = rng.normal(20.0, 1.0, size=(2, 500))
+    assert sampling_variance(two) == pytest.approx(np.var(two[0] - two[1]) / 2)
+    assert sampling_variance(np.stack([two[0], two[0] + 3.0, two[0] - 1.0])) == pytest.approx(0.0)  # fixed gaps: no sampling part
+    # independent draws of S seeds with sd 1.5 each: the estimate is their variance
+    assert sampling_variance(rng.normal(0.0, 1.5, size=(4, 200_000))) == pytest.approx(1.5**2, rel=0.01)
 
 
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):

@@ -54,7 +54,8 @@ from crnas.train import train_detector
 
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
-    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_trainer",
+    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
+    "standalone_trainer",
     "run_jobs", "SeedNoise", "variance_components", "ranking_audit", "final_check_of",
 ]
 
@@ -417,21 +418,27 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
     return train, held_out
 
 
+def standalone_detector(config: SearchConfig, architecture: dict[str, Any], num_classes: int) -> torch.nn.Module:
+    """The detector a stand-alone run of ``architecture`` (a job's) trains, with the search's detector
+    settings (and ``weights_backbone``, if it had one), before training."""
+    pretrained: dict[str, Any] = {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {}
+    return build_detector(
+        config.detector, get_architecture(architecture), num_classes=num_classes, fpn_channels=config.fpn_channels,
+        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **pretrained,
+        **config.detector_kwargs,
+    )
+
+
 def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset) -> Trainer:
     """Trains on ``train_set`` with :func:`crnas.train.train_detector` (the search's detector settings and
     schedule; from the search's ``weights_backbone`` if it had one, with torchvision's fine-tuning
     defaults for a pretrained backbone) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
 
     classes = len(train_set.classes) + 1
-    pretrained: dict[str, Any] = {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {}
 
     def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
         torch.manual_seed(job.seed)
-        model = build_detector(
-            config.detector, get_architecture(job.architecture), num_classes=classes, fpn_channels=config.fpn_channels,
-            representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **pretrained,
-            **config.detector_kwargs,
-        )
+        model = standalone_detector(config, job.architecture, classes)
         train_detector(
             model, train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
             warmup_iters=config.lr_warmup, device=config.device, seed=job.seed, num_workers=config.num_workers,
