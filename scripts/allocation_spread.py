@@ -50,9 +50,7 @@ import scipy.stats
 import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
-from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
-from crnas.eval.detections import collect_detections
-from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, run_jobs, standalone_detector, standalone_trainer
+from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
 from crnas.train import CHECKPOINT_NAME
 
@@ -142,43 +140,6 @@ def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"runs": len(ap), "within_allocations_r": float(within.statistic), "raw_r": float(raw.statistic), "raw_p": float(raw.pvalue)}
 
 
-def sampling_variance(curves: np.ndarray) -> float:
-    """The seed-to-seed variance that image sampling alone gives one allocation: ``curves`` holds each
-    seed's AP under the same bootstrap draws (seeds x resamples); each seed's deviation from the seeds'
-    mean varies over the draws, and S/(S−1) times its mean variance estimates a seed variance (for two
-    seeds: half the variance of their difference)."""
-    seeds = len(curves)
-    deviations = curves - curves.mean(axis=0)
-    return seeds / (seeds - 1) * float(deviations.var(axis=1).mean())
-
-
-def eval_noise(
-    jobs: dict[K, list[StandaloneJob]], cache: StandaloneCache, config: SearchConfig, eval_set: DetectionDataset, num_classes: int,
-    resamples: int = 1000, seed: int = 0,
-) -> dict[str, Any]:
-    """How much of the seed-to-seed spread is evaluation-image sampling? Every run is evaluated again
-    from its cached checkpoint (``max_reevaluation_diff``: against its cached AP, in AP points) and each
-    run's deviation from its allocation's mean AP is bootstrapped over the evaluation images, the same
-    draws for every run (crnas.eval.bootstrap). ``sd_within_eval`` is the seed-to-seed sd that image
-    sampling alone would give, √(S/(S−1) · mean bootstrap variance of the deviations)."""
-    weights = bootstrap_weights(len(eval_set), resamples, seed)
-    variances, worst = [], 0.0
-    for group in jobs.values():
-        curves = []
-        for job in group:
-            model = standalone_detector(config, job.architecture, num_classes)
-            model.load_state_dict(torch.load(cache.run_dir(job) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"])
-            detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
-            evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
-            cached = cache.get(job)
-            assert cached is not None
-            worst = max(worst, 100 * abs(float(evaluation.ap()[0]) - cached["AP"]))
-            curves.append(100 * evaluation.ap(weights))
-        variances.append(sampling_variance(np.stack(curves)))
-    return {"runs": sum(len(g) for g in jobs.values()), "resamples": resamples, "sd_within_eval": float(np.sqrt(np.mean(variances))),
-            "max_reevaluation_diff": worst}
-
-
 def shown(estimate: dict[str, Any]) -> str:
     """An estimate's JSON (value, ci) as printed: ``+0.52 [-0.00, +0.87]``."""
     if estimate["value"] is None:
@@ -253,8 +214,14 @@ def main() -> None:
     if args.eval_noise:
         reported = {key: jobs[key] for key in metrics}
         print(f"--eval-noise: evaluating {sum(map(len, reported.values()))} runs again", flush=True)
-        sampling = eval_noise(reported, cache, config, eval_set, len(train_set.classes) + 1)
-        sampling["share_of_seed_variance"] = sampling["sd_within_eval"] ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None
+        measured = eval_sampling(list(reported.values()), cache, config, eval_set, len(train_set.classes) + 1)
+        if measured is None:
+            raise SystemExit(f"--eval-noise: expected every run's checkpoint in the cache {cache.root}, some are missing")
+        sampling = {
+            "runs": sum(map(len, reported.values())), "sd_within_eval": 100 * measured.sd_within,
+            "max_reevaluation_diff": 100 * measured.max_reevaluation_diff,
+            "share_of_seed_variance": (100 * measured.sd_within) ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None,
+        }
     checks = {}
     for name, result in searches.items():  # each search's ranking audited against the one ground truth
         ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.stage_search.allocations)}

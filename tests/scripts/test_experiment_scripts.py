@@ -121,18 +121,6 @@ def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
 
 
-def test_sampling_variance_is_half_the_variance_of_a_two_seed_difference():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from allocation_spread import sampling_variance
-
-    rng = np.random.default_rng(0)
-    two = rng.normal(20.0, 1.0, size=(2, 500))
-    assert sampling_variance(two) == pytest.approx(np.var(two[0] - two[1]) / 2)
-    assert sampling_variance(np.stack([two[0], two[0] + 3.0, two[0] - 1.0])) == pytest.approx(0.0)  # fixed gaps: no sampling part
-    # independent draws of S seeds with sd 1.5 each: the estimate is their variance
-    assert sampling_variance(rng.normal(0.0, 1.5, size=(4, 200_000))) == pytest.approx(1.5**2, rel=0.01)
-
-
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
     """A search without a recorded final check (an older crnas) gets the same check computed from its
     operation supernet, fine-tuning included; an audit's stand-alone AP of the pick and all-dilation-1

@@ -127,6 +127,7 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     noise = stage.seed_noise
     assert noise is not None and noise.p < 1e-6 and noise.sd_within == pytest.approx(np.sqrt(0.001**2 / 2))
     assert noise.seeds == 2 and noise.seeds_for_target == 1
+    assert noise.sd_within_eval is None and noise.eval_advice() is None  # a stand-in trainer leaves no checkpoints to evaluate again
     assert noise.seeds_advice() == "the 2 seeds measured already give a ceiling of 0.60 (1 would)"
     assert noise == variance_components([[r["AP"] for r in p.standalone_runs] for p in stage.pairs])
 
@@ -194,6 +195,19 @@ def test_variance_components_against_sums_of_squares():
     for target in (0.0, 0.999999999):
         with pytest.raises(ValueError, match=rf"target_tau: expected a Kendall tau in \(0, 0.99\], got {target}"):
             variance_components(groups, target_tau=target)
+
+
+def test_sampling_variance_is_half_the_variance_of_a_two_seed_difference():
+    from crnas.search.audit import sampling_variance
+
+    rng = np.random.default_rng(0)
+    two = rng.normal(20.0, 1.0, size=(2, 500))
+    assert sampling_variance(two) == pytest.approx(np.var(two[0] - two[1]) / 2)
+    assert sampling_variance(np.stack([two[0], two[0] + 3.0, two[0] - 1.0])) == pytest.approx(0.0)  # fixed gaps: no sampling part
+    # independent draws of S seeds with sd 1.5 each: the estimate is their variance
+    assert sampling_variance(rng.normal(0.0, 1.5, size=(4, 200_000))) == pytest.approx(1.5**2, rel=0.01)
+    with pytest.raises(ValueError, match="curves: expected >= 2 seeds, got 1"):
+        sampling_variance(two[:1])
 
 
 def test_processes_sharing_a_cache_train_each_run_once(tmp_path):

@@ -237,7 +237,7 @@ def test_result_records_the_confidence_of_every_ranking(reference):
 def test_tiny_end_to_end_audit(reference, tmp_path):
     out, result, _ = reference
     cmd = [sys.executable, "-m", "crnas", "audit", str(out), "--allocations", "3", "--iterations", "2", "--eval-images", "4",
-           "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "audit"), "--no-progress"]
+           "--seeds", "0", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "audit"), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
@@ -260,7 +260,12 @@ def test_tiny_end_to_end_audit(reference, tmp_path):
     fig = plot_audit(tmp_path / "audit" / "audit.json", path=tmp_path / "audit.png")
     assert len(fig.axes) == 2 and (tmp_path / "audit.png").stat().st_size > 0
     # the winner's all-dilation-1 network is trained once for both audits
-    assert "Kendall tau" in proc.stdout and len(list((tmp_path / "cache").iterdir())) == 3 + len(dilation["pairs"]) - 1
+    assert "Kendall tau" in proc.stdout and len(list((tmp_path / "cache").iterdir())) == 2 * (3 + len(dilation["pairs"]) - 1)
+    # two seeds: the seed noise, with the part that evaluation-image sampling alone gives (runs evaluated again from their checkpoints)
+    for ranking in (stage, dilation):
+        noise = ranking["seed_noise"]
+        assert noise["seeds"] == 2 and noise["sd_within_eval"] >= 0 and len(ranking["pairs"][0]["standalone_runs"]) == 2
+    assert "evaluation-image sampling alone gives a seed sd of" in proc.stdout
 
 
 def test_pretrained_supernet(tmp_path, caplog):

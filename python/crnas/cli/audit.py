@@ -110,6 +110,6 @@ def format_audit(record: AuditRecord) -> str:
             lines.append(
                 f"  stand-alone spread: between architectures {100 * n.sd_between:.2f} AP, seed to seed {100 * n.sd_within:.2f} AP "
                 f"(F = {n.F:.2f}, p = {n.p:.3g}): {verdict}; a perfect ranking would reach tau {n.tau_ceiling:.2f} "
-                f"against these means; {n.seeds_advice()}"
+                f"against these means; {n.seeds_advice()}" + ("" if n.eval_advice() is None else f"; {n.eval_advice()}")
             )
     return "\n".join(lines)

@@ -31,11 +31,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.stats
 import torch
+from numpy.typing import NDArray
 from tqdm import tqdm
 
 from crnas.arch import get_architecture
@@ -45,18 +46,19 @@ from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
 from crnas.detection import build_detector
 from crnas.eval import coco_eval, collect_detections
+from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
 from crnas.jsonfile import read_record, write_json
 from crnas.search.config import SearchConfig
 from crnas.search.driver import data_fingerprint, run_final_check, trained_op_supernet
 from crnas.search.result import FinalCheck, SearchResult
 from crnas.search.scoring import Scorer
-from crnas.train import train_detector
+from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
     "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
     "standalone_trainer",
-    "run_jobs", "SeedNoise", "variance_components", "ranking_audit", "final_check_of",
+    "run_jobs", "SeedNoise", "variance_components", "EvalSampling", "eval_sampling", "sampling_variance", "ranking_audit", "final_check_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,6 +147,16 @@ class SeedNoise:
     #: when the between variance is estimated at 0 (F <= 1): then no count can be estimated.
     seeds_for_target: int | None
     target_tau: float
+    #: The seed-to-seed sd that evaluation-image sampling alone gives (:func:`eval_sampling`); ``None``
+    #: where not measured (no checkpoints in the cache). Only this part shrinks with more evaluation images.
+    sd_within_eval: float | None = None
+
+    def eval_advice(self) -> str | None:
+        """One clause on the evaluation-image part of the seed noise, if measured."""
+        if self.sd_within_eval is None:
+            return None
+        share = f"{100 * self.sd_within_eval**2 / self.sd_within**2:.0f}% of the seed variance" if self.sd_within > 0 else "no seed variance"
+        return f"evaluation-image sampling alone gives a seed sd of {100 * self.sd_within_eval:.2f} AP ({share})"
 
     def seeds_advice(self) -> str:
         """One clause on the seeds a ceiling of ``target_tau`` takes."""
@@ -429,6 +441,54 @@ def standalone_detector(config: SearchConfig, architecture: dict[str, Any], num_
     )
 
 
+class EvalSampling(NamedTuple):
+    """:func:`eval_sampling`'s answer (AP as fractions)."""
+
+    sd_within: float
+    #: The largest difference between a run's re-evaluated AP and its cached AP (0 up to rounding).
+    max_reevaluation_diff: float
+
+
+def sampling_variance(curves: NDArray[np.floating]) -> float:
+    """The seed-to-seed variance that image sampling alone gives one architecture: ``curves`` holds each
+    seed's AP under the same bootstrap draws of the evaluation images (seeds x resamples); each seed's
+    deviation from the seeds' mean varies over the draws, and S/(S−1) times its mean variance estimates a
+    seed variance (for two seeds: half the variance of their difference)."""
+    seeds = len(curves)
+    if seeds < 2:
+        raise ValueError(f"curves: expected >= 2 seeds, got {seeds}")
+    deviations = curves - curves.mean(axis=0)
+    return seeds / (seeds - 1) * float(deviations.var(axis=1).mean())
+
+
+def eval_sampling(
+    groups: Sequence[Sequence[StandaloneJob]], cache: StandaloneCache, config: SearchConfig, eval_set: DetectionDataset, num_classes: int,
+    *, resamples: int = 1000, seed: int = 0,
+) -> EvalSampling | None:
+    """How much of the seed-to-seed spread of ``groups`` (one architecture's seeds each, all cached) is
+    evaluation-image sampling: every run is evaluated again from its cached checkpoint and the deviations
+    from each architecture's mean AP are bootstrapped over ``eval_set``, the same draws for every run
+    (:func:`sampling_variance`, pooled over the architectures). ``None`` when a run has no checkpoint."""
+    if any(not (cache.run_dir(j) / CHECKPOINT_NAME).is_file() for group in groups for j in group):
+        return None
+    weights = bootstrap_weights(len(eval_set), resamples, seed)
+    variances, worst = [], 0.0
+    for group in groups:
+        curves = []
+        for job in group:
+            model = standalone_detector(config, job.architecture, num_classes)
+            model.load_state_dict(torch.load(cache.run_dir(job) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"])
+            detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
+            evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
+            cached = cache.get(job)
+            worst = max(worst, abs(float(evaluation.ap()[0]) - (cached or {}).get("AP", math.nan)))
+            curves.append(evaluation.ap(weights))
+        variances.append(sampling_variance(np.stack(curves)))
+    if not worst <= 1e-6:
+        logger.warning("evaluation sampling: a run re-evaluated from its checkpoint differs from its cached AP by %.3g", worst)
+    return EvalSampling(math.sqrt(float(np.mean(variances))), worst)
+
+
 def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset) -> Trainer:
     """Trains on ``train_set`` with :func:`crnas.train.train_detector` (the search's detector settings and
     schedule; from the search's ``weights_backbone`` if it had one, with torchvision's fine-tuning
@@ -610,6 +670,11 @@ def run_audit(
             pairs(setup.dilation, setup.dilation_jobs), result.dilation_search.dilations, key=lambda p: p.dilations, seed=seed + 2,
             resamples=audit.resamples, level=audit.level,
         )
+    classes = len(setup.train_set.classes) + 1
+    for ranking, groups in ((stage, setup.stage_jobs), (dilation, setup.dilation_jobs)):
+        if ranking is not None and ranking.seed_noise is not None:
+            sampling = eval_sampling(groups, cache, setup.config, setup.eval_set, classes, seed=seed + 4)
+            ranking.seed_noise.sd_within_eval = None if sampling is None else sampling.sd_within
     record = AuditRecord(
         stage=stage, dilation=dilation,
         config={**asdict(audit), "iterations": setup.iterations, "train_images": len(setup.train_set), "eval_images": len(setup.eval_set),
