@@ -690,12 +690,10 @@ def run_audit(
 
 def estimate_run_seconds(setup: AuditPlan, steps: int = 4) -> float:
     """Seconds one stand-alone run should take: a few timed training steps of the baseline allocation
-    (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images."""
+    (after one untimed step) extrapolated to the schedule, plus evaluation timed on a few images (twice
+    with two or more seeds: :func:`eval_sampling` evaluates every run again)."""
     config = setup.config
-    model = build_detector(
-        config.detector, setup.result.baseline, num_classes=len(setup.train_set.classes) + 1, fpn_channels=config.fpn_channels,
-        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **config.detector_kwargs,
-    )
+    model = standalone_detector(config, setup.result.baseline.to_dict(), len(setup.train_set.classes) + 1)
     kwargs: dict[str, Any] = dict(batch_size=config.batch_size, lr_per_image=config.lr_per_image, device=config.device, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         train_detector(model, setup.train_set, iterations=1 + steps, checkpoint_dir=tmp, max_steps_this_run=1, **kwargs)
@@ -706,4 +704,5 @@ def estimate_run_seconds(setup: AuditPlan, steps: int = 4) -> float:
     t0 = time.perf_counter()
     collect_detections(model, setup.eval_set, batch_size=config.eval_batch_size, device=config.device, indices=range(n))
     per_image = (time.perf_counter() - t0) / n
-    return per_step * setup.iterations + per_image * len(setup.eval_set)
+    evaluations = 2 if len(setup.stage_jobs[0]) >= 2 else 1
+    return per_step * setup.iterations + evaluations * per_image * len(setup.eval_set)
