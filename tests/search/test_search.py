@@ -234,6 +234,17 @@ def test_result_records_the_confidence_of_every_ranking(reference):
     assert (out / "detections" / "dilation" / "final.pt").is_file() and (out / "detections" / "dilation" / "final-finetuned.pt").is_file()
 
 
+def test_audit_dry_run_lists_the_runs_and_estimates_their_time(reference, tmp_path):
+    """`crnas audit --dry-run` trains nothing: it names every stand-alone run and times a few steps."""
+    out, result, _ = reference
+    cmd = [sys.executable, "-m", "crnas", "audit", str(out), "--allocations", "3", "--iterations", "2", "--eval-images", "4",
+           "--seeds", "0", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "audit"), "--dry-run"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
+    assert "seeds [0, 1]" in proc.stdout and "(0 cached)" in proc.stdout and "estimated:" in proc.stdout
+    assert f"stage    rank    1  {result['stage_search']['allocations'][0]['blocks']}" in proc.stdout
+    assert not (tmp_path / "audit" / "audit.json").exists() and not (tmp_path / "cache").exists()
+
+
 def test_tiny_end_to_end_audit(reference, tmp_path):
     out, result, _ = reference
     cmd = [sys.executable, "-m", "crnas", "audit", str(out), "--allocations", "3", "--iterations", "2", "--eval-images", "4",
