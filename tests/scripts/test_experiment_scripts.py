@@ -121,6 +121,24 @@ def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
 
 
+def test_stage_finetune_ranking_ranks_the_ground_truth_after_fine_tuning(searched):
+    """Each ground-truth allocation fine-tuned from the stage supernet and scored: tau against the same
+    means as allocation_spread.py's check, before (the supernet's own scores) and after."""
+    tmp, search, spread = searched
+    out = tmp / "stage-finetune.json"
+    proc = run(tmp, str(ROOT / "scripts" / "stage_finetune_ranking.py"), str(search), "--spread", str(tmp / "spread.json"),
+               "--finetune", "2", "--work", str(tmp / "ft"), "--out", str(out))
+    summary = json.loads(out.read_text())
+    before, after = summary["rankings"]
+    assert (before["finetune_iterations"], after["finetune_iterations"]) == (0, 2) and "after 2 fine-tuning iterations" in proc.stdout
+    assert before["kendall_tau"]["value"] == spread["searches"][str(search)]["kendall_tau"]["value"]
+    truth = [r["mean"] for r in spread["allocations"]]
+    tuned = [after["AP"][str(r["blocks"])] for r in spread["allocations"]]
+    tau = scipy.stats.kendalltau(tuned, truth).statistic
+    assert after["kendall_tau"]["value"] == (None if np.isnan(tau) else pytest.approx(tau))
+    assert len(list((tmp / "ft" / "2").iterdir())) == len(spread["allocations"])  # one resumable fine-tune per allocation
+
+
 def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audit(searched):
     """A search without a recorded final check (an older crnas) gets the same check computed from its
     operation supernet, fine-tuning included; an audit's stand-alone AP of the pick and all-dilation-1

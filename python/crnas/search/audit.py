@@ -49,7 +49,7 @@ from crnas.eval import coco_eval, collect_detections
 from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
 from crnas.jsonfile import read_record, write_json
 from crnas.search.config import SearchConfig
-from crnas.search.driver import data_fingerprint, run_final_check, trained_op_supernet
+from crnas.search.driver import OP_SUPERNET, data_fingerprint, run_final_check, trained_supernet
 from crnas.search.result import FinalCheck, SearchResult
 from crnas.search.scoring import Scorer
 from crnas.train import CHECKPOINT_NAME, train_detector
@@ -593,7 +593,7 @@ def final_check_of(
     final = result.dilation_search.final
     if final is not None and finetune in (None, config.finetune_check):
         return final
-    model = trained_op_supernet(config, Path(search_dir), result.stage_search.best, len(archval.classes) + 1)
+    model = trained_supernet(config, Path(search_dir), OP_SUPERNET, result.stage_search.best, len(archval.classes) + 1)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
     return run_final_check(config, scorer, result.dilation_search, Path(search_dir), finetune=finetune)
 

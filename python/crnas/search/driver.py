@@ -44,12 +44,14 @@ from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
-__all__ = ["run_search", "run_final_check", "data_fingerprint"]
+__all__ = ["run_search", "run_final_check", "data_fingerprint", "trained_supernet", "finetune_path", "STAGE_SUPERNET", "OP_SUPERNET"]
 
 logger = logging.getLogger(__name__)
 
 INIT = 31  # derive_seed stream of the supernet initialisation
 CONFIDENCE = 32  # derive_seed stream of the bootstrap resamples
+#: The supernets' directories (training checkpoints) inside a search directory.
+STAGE_SUPERNET, OP_SUPERNET = "stage_supernet", "op_supernet"
 
 
 def data_fingerprint(dataset: DetectionDataset) -> str:
@@ -139,14 +141,9 @@ def run_final_check(
     iterations = config.finetune_check if finetune is None else finetune
 
     def finetuned(dilations: list[int]) -> Scorer:
-        model = trained_op_supernet(config, search_dir, scorer.supernet.allocation, len(scorer.archval.classes) + 1)
+        model = trained_supernet(config, search_dir, OP_SUPERNET, scorer.supernet.allocation, len(scorer.archval.classes) + 1)
         supernet_of(model).set_dilations(dilations)
-        train_detector(
-            model, scorer.archtrain, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
-            warmup_iters=min(config.lr_warmup or 0, iterations // 10), device=config.device, seed=config.seed, num_workers=config.num_workers,
-            checkpoint_dir=None if checkpoints is None else checkpoints / "-".join(map(str, dilations)),
-            checkpoint_every=config.checkpoint_every, progress=False,
-        )
+        finetune_path(config, model, scorer.archtrain, iterations, None if checkpoints is None else checkpoints / "-".join(map(str, dilations)))
         return Scorer(model, scorer.archtrain, scorer.archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
 
     return final_check(
@@ -160,16 +157,27 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     model.load_state_dict(state["model"])
 
 
-def trained_op_supernet(config: SearchConfig, search_dir: Path, blocks: Sequence[int], num_classes: int) -> torch.nn.Module:
-    """A fresh supernet detector with the weights of ``search_dir``'s operation supernet checkpoint, set
-    to the allocation ``blocks``."""
-    checkpoint = search_dir / "op_supernet" / CHECKPOINT_NAME
+def trained_supernet(config: SearchConfig, search_dir: Path, which: str, blocks: Sequence[int], num_classes: int) -> torch.nn.Module:
+    """A fresh supernet detector with the weights of ``search_dir``'s ``which`` checkpoint
+    (:data:`STAGE_SUPERNET` or :data:`OP_SUPERNET`), set to the allocation ``blocks``."""
+    checkpoint = search_dir / which / CHECKPOINT_NAME
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"search: the operation supernet's checkpoint {checkpoint} is missing (needed for the final check)")
+        raise FileNotFoundError(f"search: the checkpoint {checkpoint} is missing (the search's {which.replace('_', ' ')})")
     model = _supernet(config, config.space(), num_classes)
     _load_weights(model, checkpoint)
     supernet_of(model).set_allocation(blocks)
     return model
+
+
+def finetune_path(config: SearchConfig, model: torch.nn.Module, archtrain: DetectionDataset, iterations: int, checkpoints: Path | None) -> None:
+    """Fine-tune a supernet detector on the one path it is set to: ``iterations`` on archtrain with the
+    search's batch, learning rate per image, seed and schedule shape (warm-up a tenth of it at most),
+    checkpointed under ``checkpoints`` when given (resumable)."""
+    train_detector(
+        model, archtrain, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
+        warmup_iters=min(config.lr_warmup or 0, iterations // 10), device=config.device, seed=config.seed, num_workers=config.num_workers,
+        checkpoint_dir=checkpoints, checkpoint_every=config.checkpoint_every, progress=False,
+    )
 
 
 def run_search(
@@ -205,7 +213,7 @@ def run_search(
     allocation_macs = flops.count_many([space.architecture(b) for b in space.allocations()], config.macs_input, config.detector, **convention)
 
     # 1. stage supernet
-    stage_dir = out / "stage_supernet"
+    stage_dir = out / STAGE_SUPERNET
     model = _supernet(config, space, num_classes)
     if config.weights_backbone is not None:
         report = supernet_of(model).inherit(config.weights_backbone)
@@ -233,7 +241,7 @@ def run_search(
 
     # 3. operation supernet, from the stage supernet's weights
     t0 = time.time()
-    op_dir = out / "op_supernet"
+    op_dir = out / OP_SUPERNET
     model = _supernet(config, space, num_classes)
     if not (op_dir / CHECKPOINT_NAME).is_file():
         _load_weights(model, stage_dir / CHECKPOINT_NAME)
