@@ -125,9 +125,9 @@ def final_train_loss(run_dir: Path) -> float | None:
 def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Does a seed's AP follow how far its training loss fell? Pearson r (scipy.stats.pearsonr) between
     each run's AP and its final training loss after removing each allocation's mean from both (what is
-    left is seed to seed), and over the raw runs; ``None`` unless every run has a loss and there are
-    >= 3 runs or either side is constant. Strongly negative within allocations: the seed noise is optimisation noise of
-    detectors still learning (longer schedules reduce it), not overfitting."""
+    left is seed to seed), and over the raw runs; ``None`` when a run has no loss, with fewer than 3 runs,
+    or when either side is constant. Strongly negative within allocations: the seed noise is
+    optimisation noise of detectors still learning (longer schedules reduce it), not overfitting."""
     if any(loss is None for r in rows for loss in r["train_loss_end"]) or sum(len(r["AP"]) for r in rows) < 3:
         return None
     ap = np.array([a for r in rows for a in r["AP"]])

@@ -295,7 +295,7 @@ def variance_components(groups: Sequence[Sequence[float]], target_tau: float = T
     the ``tau_ceiling`` it implies: the Kendall τ that a perfect ranker is expected to reach against these
     means, (2/π)·arcsin(√reliability) for normal effects and noise (docs/audit.md#tau-ceiling); and
     ``seeds_for_target``, the seeds per architecture whose mean would lift that ceiling to ``target_tau``
-    with these variances (``None`` when the architectures show no between variance: no number would)."""
+    with these variances (``None`` when the between variance is estimated at 0: no count can be estimated)."""
     if not 0 < target_tau <= MAX_TARGET_TAU:
         raise ValueError(f"target_tau: expected a Kendall tau in (0, {MAX_TARGET_TAU}], got {target_tau}")
     s = len(groups[0]) if groups else 0
@@ -468,8 +468,9 @@ def eval_sampling(
     """How much of the seed-to-seed spread of ``groups`` (one architecture's seeds each, all cached) is
     evaluation-image sampling: every run is evaluated again from its cached checkpoint and the deviations
     from each architecture's mean AP are bootstrapped over ``eval_set``, the same draws for every run
-    (:func:`sampling_variance`, pooled over the architectures). ``None`` when a run has no checkpoint."""
-    if any(not (cache.run_dir(j) / CHECKPOINT_NAME).is_file() for group in groups for j in group):
+    (:func:`sampling_variance`, pooled over the architectures). ``None`` when a run is not cached or has
+    no checkpoint."""
+    if any(cache.get(j) is None or not (cache.run_dir(j) / CHECKPOINT_NAME).is_file() for group in groups for j in group):
         return None
     weights = bootstrap_weights(len(eval_set), resamples, seed)
     variances, worst = [], 0.0
@@ -481,10 +482,11 @@ def eval_sampling(
             detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
             evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
             cached = cache.get(job)
-            worst = max(worst, abs(float(evaluation.ap()[0]) - (cached or {}).get("AP", math.nan)))
+            assert cached is not None  # checked above
+            worst = max(worst, abs(float(evaluation.ap()[0]) - cached["AP"]))
             curves.append(evaluation.ap(weights))
         variances.append(sampling_variance(np.stack(curves)))
-    if not worst <= 1e-6:
+    if worst > 1e-6:
         logger.warning("evaluation sampling: a run re-evaluated from its checkpoint differs from its cached AP by %.3g", worst)
     return EvalSampling(math.sqrt(float(np.mean(variances))), worst)
 
