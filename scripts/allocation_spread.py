@@ -50,6 +50,7 @@ import scipy.stats
 import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
+from crnas.detection import NORMS
 from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
 from crnas.train import CHECKPOINT_NAME
@@ -160,6 +161,7 @@ def main() -> None:
     ap.add_argument("--allocations", type=int, default=12)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--norm", choices=NORMS, default=None, help="the backbones' normalisation (default: the preset's)")
     ap.add_argument("--train-images", type=int, default=288, help="synthetic training images (default: the demo's archtrain size)")
     ap.add_argument("--eval-images", type=int, default=300, help="synthetic evaluation images")
     ap.add_argument("--holdout", type=float, default=0.2, help="real data: the held-out evaluation fraction")
@@ -179,7 +181,7 @@ def main() -> None:
     add_data_arguments(ap, required=False)
     args = ap.parse_args()
 
-    config = preset(args.preset, family=args.family)
+    config = preset(args.preset, family=args.family, norm=args.norm)
     train_set, eval_set = ground_truth_data(args, config)
     space = config.space()
     baseline = list(Architecture.baseline(args.family).blocks)
@@ -252,7 +254,8 @@ def main() -> None:
             "allocations": len(common), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
         }
     summary = {
-        "preset": args.preset, "family": args.family, "iterations": args.iterations, "seeds": args.seeds, "cached_only": args.cached_only,
+        "preset": args.preset, "family": args.family, "norm": config.norm, "iterations": args.iterations, "seeds": args.seeds,
+        "cached_only": args.cached_only,
         "train_images": len(train_set), "eval_images": len(eval_set),
         "data": {
             "train": train_set.report.source, "eval": eval_set.report.source,

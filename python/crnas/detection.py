@@ -33,6 +33,9 @@ __all__ = [
     "fpn_extractor",
     "build_detector",
     "backbone_training",
+    "NORMS",
+    "group_norm",
+    "norm_by_name",
     "assemble_detector",
     "fpn_returned_layers",
     "fpn_extra_blocks",
@@ -183,6 +186,26 @@ def assemble_detector(
         "box_predictor": FastRCNNPredictor(representation_size, num_classes),
     }
     return cls(backbone, num_classes=None, **heads, **kwargs)
+
+
+#: Normalisations a backbone trained from scratch can use (:func:`norm_by_name`).
+NORMS = ("batch", "group")
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups (Wu & He's default) and at least 2 channels per group: fewer, wider groups
+    in the narrow layers of reduced-width networks."""
+    groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and channels // g >= 2 or g == 1)
+    return nn.GroupNorm(groups, channels)
+
+
+def norm_by_name(name: str) -> Callable[[int], nn.Module]:
+    """The normalisation ``name`` (one of :data:`NORMS`) of a backbone trained from scratch: ``batch``
+    (``nn.BatchNorm2d``, torchvision's) or ``group`` (:func:`group_norm`, independent of the batch size: the
+    recipe for detectors trained from scratch on small batches, docs/design.md#norm)."""
+    if name not in NORMS:
+        raise ValueError(f"norm: expected one of {', '.join(NORMS)}, got {name!r}")
+    return nn.BatchNorm2d if name == "batch" else group_norm
 
 
 def backbone_training(pretrained: bool) -> tuple[int, type[nn.Module]]:

@@ -67,3 +67,21 @@ def test_train_then_compare_runs(tmp_path, capsys):
     assert not model.training and detections_per_image(model) == 40 and model.architecture.blocks == [1, 3, 5, 7]
     legacy = {**run, "model": {k: v for k, v in run["model"].items() if k != "pretrained"} | {"trainable_layers": 5, "frozen_bn": False}}
     assert RunRecord.from_dict(legacy) == record  # run.json written by crnas 0.1.0
+
+
+def test_train_with_group_norm(tmp_path, capsys):
+    """--norm group trains a backbone with GroupNorm, recorded in run.json and rebuilt by load_detector;
+    with pretrained weights (frozen BatchNorm) it is one clear error."""
+    from crnas.runs import RunRecord, load_detector
+    from torch import nn
+
+    assert main(["train", "--arch", "resnet18", "--iterations", "2", "--out", str(tmp_path / "gn"), "--norm", "group", *TINY]) == 0
+    assert RunRecord.load(tmp_path / "gn").model.norm == "group"
+    modules = list(load_detector(tmp_path / "gn").backbone.body.modules())
+    assert any(isinstance(m, nn.GroupNorm) for m in modules) and not any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    capsys.readouterr()
+    args = ["train", "--arch", "resnet18", "--out", str(tmp_path / "x"), "--norm", "group", "--weights-backbone", "torchvision", *TINY]
+    assert main(args) == 2  # a usage error
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "crnas train: error: --norm: expected batch with --weights-backbone (a pretrained backbone keeps frozen BatchNorm), got group"
+    )

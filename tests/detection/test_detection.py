@@ -154,3 +154,17 @@ def test_detection_limit_caps_what_the_detector_returns(detector):
         detection.detection_limit(detector, 0)
     with pytest.raises(TypeError, match="expected a torchvision R-CNN, RetinaNet or FCOS detector, got Linear"):
         detection.detections_per_image(nn.Linear(1, 1))
+
+
+def test_group_norm_and_norm_by_name():
+    """GroupNorm keeps Wu & He's 32 groups where a layer has >= 64 channels and >= 2 channels per group in
+    narrower ones; a normalisation is chosen by name, and an unknown name is one clear error."""
+    from crnas.detection import group_norm, norm_by_name
+
+    assert [group_norm(c).num_groups for c in (2048, 64, 32, 16, 6, 3)] == [32, 32, 16, 8, 2, 1]
+    assert norm_by_name("batch") is nn.BatchNorm2d and norm_by_name("group") is group_norm
+    with pytest.raises(ValueError, match="norm: expected one of batch, group, got 'layer'"):
+        norm_by_name("layer")
+    model = detection.build_detector("faster_rcnn_fpn", "resnet18", num_classes=3, norm_layer=group_norm, fpn_channels=16)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert sum(isinstance(m, nn.GroupNorm) for m in model.backbone.body.modules()) == 1 + 2 * 8 + 3  # stem, 2 per block, 3 downsamples

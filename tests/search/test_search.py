@@ -302,3 +302,29 @@ def test_pretrained_supernet(tmp_path, caplog):
     assert job.detector["weights_backbone"].startswith("sha256:")
     (scratch,) = job_factory(preset("tiny", family="resnet18"), dataset, dataset, 3, [0])(entry)
     assert "weights_backbone" not in scratch.detector  # runs from scratch keep their cache keys
+    with pytest.raises(ValueError, match="norm: expected 'batch' with weights_backbone"):
+        preset("tiny", weights_backbone=str(weights), norm="group")
+
+
+def test_group_norm_search(tmp_path):
+    """norm="group": the supernet and the audit's stand-alone runs use GroupNorm (nothing to recalibrate),
+    the search runs end to end, and only those runs' cache keys name the normalisation."""
+    from crnas.cli.common import load_dataset
+    from crnas.search import preset, run_search
+    from crnas.search.audit import job_factory, standalone_detector
+    from crnas.search.driver import STAGE_SUPERNET, trained_supernet
+
+    config = preset("tiny", family="resnet18", stage_iterations=2, op_iterations=2, data=dict(num_images=24), norm="group")
+    dataset = load_dataset({**config.data, "seed": 0})
+    result = run_search(config, dataset, tmp_path / "run", progress=False)
+    model = trained_supernet(config, tmp_path / "run", STAGE_SUPERNET, result.stage_search.best, len(dataset.classes) + 1)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    entry = (list(result.stage_search.best), [1] * sum(result.stage_search.best), 0.0, 1)
+    (job,) = job_factory(config, dataset, dataset, 3, [0])(entry)
+    assert job.detector["norm"] == "group"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in standalone_detector(config, job.architecture, 3).modules())
+    (batch,) = job_factory(preset("tiny", family="resnet18"), dataset, dataset, 3, [0])(entry)
+    assert "norm" not in batch.detector
+    with pytest.raises(ValueError, match="norm: expected one of batch, group, got 'layer'"):
+        preset("tiny", norm="layer")

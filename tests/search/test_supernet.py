@@ -15,17 +15,21 @@ SPACES = {
 }
 
 
-def small_detector(space, detector="faster_rcnn_fpn"):
+def small_detector(space, detector="faster_rcnn_fpn", norm_layer=None):
     torch.manual_seed(0)
-    return build_supernet_detector(detector, space, num_classes=3, min_size=64, max_size=64, fpn_channels=32, representation_size=32)
+    return build_supernet_detector(
+        detector, space, num_classes=3, min_size=64, max_size=64, fpn_channels=32, representation_size=32, norm_layer=norm_layer
+    )
 
 
-@pytest.mark.parametrize("family", sorted(SPACES))
-def test_subnetworks_are_final_models(family):
+@pytest.mark.parametrize(("family", "norm"), [(family, "batch") for family in sorted(SPACES)] + [("resnet50", "group")])
+def test_subnetworks_are_final_models(family, norm):
     """Every allocation (with any dilations) of the supernet computes exactly what the final model
-    built from the architecture computes with the extracted weights."""
+    built from the architecture computes with the extracted weights (with either normalisation)."""
+    from crnas.detection import norm_by_name
+
     space = SPACES[family]()
-    model = small_detector(space).eval()
+    model = small_detector(space, norm_layer=norm_by_name(norm)).eval()
     supernet = supernet_of(model)
     images = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))]
     for blocks in [space.allocations()[0], space.allocations()[-1], space.allocations()[len(space) // 2]]:
@@ -34,6 +38,7 @@ def test_subnetworks_are_final_models(family):
         supernet.set_dilations(arch.dilations)
         assert supernet.architecture(arch.dilations) == arch
         final = extract_detector(model, arch, "faster_rcnn_fpn", num_classes=3, min_size=64, max_size=64, representation_size=32).eval()
+        assert {type(m) for m in final.backbone.body.modules()} >= {type(norm_by_name(norm)(8))}
         with torch.no_grad():
             ours, theirs = model.backbone(images[0][None]), final.backbone(images[0][None])
             boxes = model(images)[0]["boxes"], final(images)[0]["boxes"]

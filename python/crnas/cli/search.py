@@ -20,6 +20,7 @@ from pathlib import Path
 from crnas.arch import DETECTORS, FAMILIES, SAMPLINGS
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
 from crnas.cli.errors import check_device
+from crnas.detection import NORMS
 from crnas.search.confidence import NOISE_ADVICE, Confidence
 from crnas.search.config import PRESETS, preset
 from crnas.search.result import SearchResult
@@ -70,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(docs/design.md#supernet-init)",
     )
     parser.add_argument(
+        "--norm", choices=NORMS,
+        help="normalisation of the supernet and of the stand-alone runs: BatchNorm (default) or GroupNorm, "
+        "independent of the batch size (docs/design.md#norm)",
+    )
+    parser.add_argument(
         "--stage-sampling", choices=SAMPLINGS,
         help="stage supernet: allocations drawn uniformly (default) or balanced per stage depth (docs/design.md#stage-sampling)",
     )
@@ -117,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, width=args.width, stage_iterations=args.stage_iterations, op_iterations=args.op_iterations,
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
-        per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling,
+        per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, norm=args.norm,
         weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
         stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
     )

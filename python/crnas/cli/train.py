@@ -16,7 +16,8 @@ import logging
 from pathlib import Path
 
 from crnas.arch import DETECTORS
-from crnas.cli.common import add_data_arguments, data_spec, load_dataset, percent
+from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset, percent
+from crnas.detection import NORMS
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.00125 per image)")
     parser.add_argument("--weights-backbone", help="'torchvision' or a state-dict path: ImageNet initialisation (crnas.weights.inherit)")
+    parser.add_argument("--norm", choices=NORMS, default="batch",
+                        help="normalisation of a backbone trained from scratch: BatchNorm (default) or GroupNorm (docs/design.md#norm)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="images held out for evaluation (default 0.1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -60,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from crnas.cli.errors import check_device
     from crnas.data import split
     from crnas.data.check import preflight
-    from crnas.detection import build_detector, detection_limit
+    from crnas.detection import build_detector, detection_limit, norm_by_name
     from crnas.eval import coco_eval
     from crnas.runs import ModelSettings, RunRecord
     from crnas.train import train_detector
 
     check_device(args.device)
+    if args.norm != "batch" and args.weights_backbone is not None:
+        raise CLIUsageError(f"--norm: expected batch with --weights-backbone (a pretrained backbone keeps frozen BatchNorm), got {args.norm}")
     arch = get_architecture(args.arch, width=args.width)
     spec = data_spec(args, resize=(args.min_size, args.max_size))
     dataset = load_dataset(spec)
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ModelSettings(
         detector=args.detector, num_classes=len(dataset.classes) + 1, min_size=args.min_size, max_size=args.max_size,
         fpn_channels=args.fpn_channels, representation_size=args.representation_size, max_detections=args.max_detections,
-        pretrained=args.weights_backbone is not None,
+        pretrained=args.weights_backbone is not None, norm=args.norm,
     )
     record = RunRecord(
         architecture=arch.to_dict(), model=settings, data=spec, classes=list(dataset.classes),
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build_detector(
         args.detector, arch, num_classes=settings.num_classes, weights_backbone=args.weights_backbone,
+        norm_layer=None if args.weights_backbone is not None else norm_by_name(args.norm),
         fpn_channels=args.fpn_channels, representation_size=args.representation_size, min_size=args.min_size, max_size=args.max_size,
         **detection_limit(args.detector, args.max_detections),
     )

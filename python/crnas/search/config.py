@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crnas.arch import DETECTORS, MACS_INPUT_SIZE, SAMPLINGS, StageSpace
-from crnas.detection import detection_limit
+from crnas.detection import NORMS, detection_limit
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "METHODS"]
 
@@ -76,6 +76,9 @@ class SearchConfig:
     #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
     #: ``crnas.models.weights.inherit``, as DetNAS does; the audit's stand-alone runs start from them too.
     weights_backbone: str | None = None
+    #: Normalisation of the backbones trained from scratch — the supernet's and the stand-alone runs'
+    #: (``crnas.detection.NORMS``): ``batch`` (torchvision's) or ``group`` (docs/design.md#norm).
+    norm: str = "batch"
     arch_lr: float = 3e-3
     val_fraction: float = 0.05
     seed: int = 0
@@ -108,6 +111,10 @@ class SearchConfig:
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
         if self.stage_sampling not in SAMPLINGS:
             raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm: expected one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.norm != "batch" and self.weights_backbone is not None:
+            raise ValueError(f"norm: expected 'batch' with weights_backbone (pretrained backbones keep frozen BatchNorm), got {self.norm!r}")
 
     def space(self) -> StageSpace:
         """The stage space this configuration searches."""

@@ -32,7 +32,7 @@ from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
-from crnas.detection import detection_limit
+from crnas.detection import detection_limit, norm_by_name
 from crnas.eval.detections import Record
 from crnas.jsonfile import write_json
 from crnas.search.algorithms import final_check, greedy_dilation_search, stage_search
@@ -98,7 +98,7 @@ def _supernet(config: SearchConfig, space: StageSpace, num_classes: int) -> torc
     return build_supernet_detector(
         config.detector, space, num_classes=num_classes, min_size=config.min_size, max_size=config.max_size,
         fpn_channels=config.fpn_channels, representation_size=config.representation_size,
-        **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
+        norm_layer=norm_by_name(config.norm), **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
     ).to(config.device)
 
 

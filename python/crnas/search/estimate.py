@@ -25,7 +25,7 @@ from crnas.arch import Architecture
 from crnas.data import DetectionSubset, split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
-from crnas.detection import detection_limit
+from crnas.detection import detection_limit, norm_by_name
 from crnas.eval import collect_detections
 from crnas.search.callbacks import PathSampler, StageSampler
 from crnas.search.config import SearchConfig
@@ -147,7 +147,7 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     model = build_supernet_detector(
         config.detector, space, num_classes=len(dataset.classes) + 1, min_size=config.min_size, max_size=config.max_size,
         fpn_channels=config.fpn_channels, representation_size=config.representation_size,
-        **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
+        norm_layer=norm_by_name(config.norm), **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
     ).to(config.device)
     supernet = supernet_of(model)
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))

@@ -55,7 +55,7 @@ def recalibrate_bn(
     batches: Sequence[list[Tensor]],
     before_batch: Callable[[int, list[Tensor]], list[Tensor] | None] | None = None,
 ) -> None:
-    """Reset and re-estimate every BatchNorm of ``model.backbone`` from ``batches`` of images.
+    """Reset and re-estimate every BatchNorm of ``model.backbone`` from ``batches`` of images (none: nothing runs).
 
     Statistics are cumulative averages over the batches (``momentum=None``), computed in train mode
     through the detector's own (eval-mode, deterministic) resize and normalisation.
@@ -64,6 +64,8 @@ def recalibrate_bn(
     backbone, transform = model.backbone, model.transform
     assert isinstance(backbone, nn.Module) and isinstance(transform, nn.Module), "a torchvision detector has a backbone and a transform"
     norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:  # GroupNorm (docs/design.md#norm): nothing to re-estimate
+        return
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

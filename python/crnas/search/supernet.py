@@ -121,6 +121,7 @@ class SuperNet(nn.Module):
         self.returned_layers = tuple(returned_layers)
         max_arch = space.architecture([max(c) for c in space.choices])
         self.full_architecture = max_arch  # every block of every stage: the supernet's own layout
+        self.norm_layer = norm_layer or nn.BatchNorm2d  # the extracted sub-networks' too
         template = build(max_arch, norm_layer=norm_layer)
         self.stage_channels = list(template.stage_channels)
         self.mobilenet = isinstance(template, CRMobileNetV2)
@@ -280,11 +281,12 @@ class SuperNetBackbone(nn.Module):
 
 
 def build_supernet_detector(
-    detector: str, space: StageSpace, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None, **kwargs: Any
+    detector: str, space: StageSpace, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None,
+    norm_layer: Callable[[int], nn.Module] | None = None, **kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector (as :func:`crnas.detection.build_detector`, same head options) whose
-    backbone is the supernet of ``space`` (trainable, ``nn.BatchNorm2d``); see :func:`supernet_of`."""
-    body = SuperNet(space, returned_layers=fpn_returned_layers(detector))
+    backbone is the supernet of ``space`` (trainable, ``norm_layer``: default ``nn.BatchNorm2d``); see :func:`supernet_of`."""
+    body = SuperNet(space, norm_layer=norm_layer, returned_layers=fpn_returned_layers(detector))
     backbone = SuperNetBackbone(body, extra_blocks=fpn_extra_blocks(detector, fpn_channels), out_channels=fpn_channels)
     return assemble_detector(detector, backbone, num_classes=num_classes, representation_size=representation_size, **kwargs)
 
@@ -294,7 +296,9 @@ def extract_detector(model: nn.Module, arch: Architecture, detector: str, *, num
     carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads."""
     backbone = model.backbone
     assert isinstance(backbone, SuperNetBackbone), "a detector from build_supernet_detector"
-    final = build_detector(detector, arch, num_classes=num_classes, norm_layer=nn.BatchNorm2d, fpn_channels=backbone.out_channels, **kwargs)
+    final = build_detector(
+        detector, arch, num_classes=num_classes, norm_layer=supernet_of(model).norm_layer, fpn_channels=backbone.out_channels, **kwargs
+    )
     body = supernet_of(model).subnet_state_dict(arch)
     if supernet_of(model).mobilenet:  # the FPN body of a CRMobileNetV2 is its `features`
         body = {k.split(".", 1)[1]: v for k, v in body.items()}
