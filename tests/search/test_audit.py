@@ -210,6 +210,28 @@ def test_sampling_variance_is_half_the_variance_of_a_two_seed_difference():
         sampling_variance(two[:1])
 
 
+def test_eval_sampling_evaluates_a_shared_run_once(tmp_path):
+    """Runs already in ``evaluated`` are not loaded again (their checkpoints here are not even readable):
+    the pooled sd comes from the recorded curves, the re-evaluation check from the recorded APs."""
+    from crnas.search.audit import StandaloneCache, StandaloneJob, eval_sampling, sampling_variance
+    from crnas.train import CHECKPOINT_NAME
+
+    cache = StandaloneCache(tmp_path)
+    arch = Architecture.baseline("resnet18").to_dict()
+    jobs = [StandaloneJob(arch, seed, 2, "train", "eval", {}, {}) for seed in (0, 1, 2)]
+    rng = np.random.default_rng(0)
+    evaluated = {}
+    for job in jobs:
+        cache.put(job, {"AP": 0.25})
+        (cache.run_dir(job) / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+        evaluated[job.key()] = (0.25 + 1e-3 * job.seed, rng.normal(0.25, 0.01, size=50))
+    config = preset("tiny")
+    measured = eval_sampling([jobs[:2], jobs[1:]], cache, config, list(range(10)), 3, resamples=50, evaluated=evaluated)
+    curves = [evaluated[j.key()][1] for j in jobs]
+    expected = (sampling_variance(np.stack(curves[:2])) + sampling_variance(np.stack(curves[1:]))) / 2
+    assert measured is not None and measured.sd_within == pytest.approx(expected**0.5) and measured.max_reevaluation_diff == pytest.approx(2e-3)
+
+
 def test_processes_sharing_a_cache_train_each_run_once(tmp_path):
     """Two workers on one cache (threads here; the lock is flock, as between processes) split the runs."""
     import threading

@@ -465,29 +465,31 @@ def sampling_variance(curves: NDArray[np.floating]) -> float:
 
 def eval_sampling(
     groups: Sequence[Sequence[StandaloneJob]], cache: StandaloneCache, config: SearchConfig, eval_set: DetectionDataset, num_classes: int,
-    *, resamples: int = 1000, seed: int = 0,
+    *, resamples: int = 1000, seed: int = 0, evaluated: dict[str, tuple[float, NDArray[np.floating]]] | None = None,
 ) -> EvalSampling | None:
     """How much of the seed-to-seed spread of ``groups`` (one architecture's seeds each, all cached) is
     evaluation-image sampling: every run is evaluated again from its cached checkpoint and the deviations
     from each architecture's mean AP are bootstrapped over ``eval_set``, the same draws for every run
     (:func:`sampling_variance`, pooled over the architectures). ``None`` when a run is not cached or has
-    no checkpoint."""
+    no checkpoint. ``evaluated`` (job key -> AP and its bootstrap curve, filled here) lets calls with the
+    same ``eval_set``, ``resamples`` and ``seed`` evaluate a run they share once."""
     if any(cache.get(j) is None or not (cache.run_dir(j) / CHECKPOINT_NAME).is_file() for group in groups for j in group):
         return None
     weights = bootstrap_weights(len(eval_set), resamples, seed)
+    evaluated = {} if evaluated is None else evaluated
     variances, worst = [], 0.0
     for group in groups:
-        curves = []
         for job in group:
-            model = standalone_detector(config, job.architecture, num_classes)
-            model.load_state_dict(torch.load(cache.run_dir(job) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"])
-            detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
-            evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
+            if job.key() not in evaluated:
+                model = standalone_detector(config, job.architecture, num_classes)
+                model.load_state_dict(torch.load(cache.run_dir(job) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["model"])
+                detections = collect_detections(model.to(config.device), eval_set, batch_size=config.eval_batch_size, device=config.device)
+                evaluation = ImageEvaluation.of(detections, eval_set)  # coco_eval's detection cap, as the runs were scored
+                evaluated[job.key()] = float(evaluation.ap()[0]), evaluation.ap(weights)
             cached = cache.get(job)
             assert cached is not None  # checked above
-            worst = max(worst, abs(float(evaluation.ap()[0]) - cached["AP"]))
-            curves.append(evaluation.ap(weights))
-        variances.append(sampling_variance(np.stack(curves)))
+            worst = max(worst, abs(evaluated[job.key()][0] - cached["AP"]))
+        variances.append(sampling_variance(np.stack([evaluated[job.key()][1] for job in group])))
     if worst > 1e-6:
         logger.warning("evaluation sampling: a run re-evaluated from its checkpoint differs from its cached AP by %.3g", worst)
     return EvalSampling(math.sqrt(float(np.mean(variances))), worst)
@@ -677,9 +679,10 @@ def run_audit(
             resamples=audit.resamples, level=audit.level,
         )
     classes = len(setup.train_set.classes) + 1
+    evaluated: dict[str, tuple[float, NDArray[np.floating]]] = {}  # the winner's all-dilation-1 runs are in both groups
     for ranking, groups in ((stage, setup.stage_jobs), (dilation, setup.dilation_jobs)):
         if ranking is not None and ranking.seed_noise is not None:
-            sampling = eval_sampling(groups, cache, setup.config, setup.eval_set, classes, seed=seed + 4)
+            sampling = eval_sampling(groups, cache, setup.config, setup.eval_set, classes, seed=seed + 4, evaluated=evaluated)
             ranking.seed_noise.sd_within_eval = None if sampling is None else sampling.sd_within
     record = AuditRecord(
         stage=stage, dilation=dilation,
