@@ -43,7 +43,7 @@ import time
 from collections.abc import Hashable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import scipy.stats
@@ -53,6 +53,8 @@ from crnas.data import DetectionDataset, split
 from crnas.detection import NORMS
 from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
+from crnas.search.result import ScoredAllocation
+from crnas.search.searchlog import read_log
 from crnas.train import CHECKPOINT_NAME
 
 K = TypeVar("K", bound=Hashable)
@@ -141,6 +143,34 @@ def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"runs": len(ap), "within_allocations_r": float(within.statistic), "raw_r": float(raw.statistic), "raw_p": float(raw.pvalue)}
 
 
+class StageRanking(NamedTuple):
+    """What the ground truth checks of a search: its configuration and its stage table, best first."""
+
+    config: SearchConfig
+    allocations: list[ScoredAllocation]
+
+    @property
+    def best(self) -> list[int]:
+        return list(self.allocations[0].blocks)
+
+
+def stage_ranking(search_dir: Path) -> StageRanking:
+    """``search_dir``'s stage ranking: from ``result.json``, or — for a search still in its later phases —
+    from ``config.json`` and its complete stage table (``stage_search.jsonl``), sorted as the search sorts it."""
+    from crnas.search.result import load_result
+
+    if (search_dir / "result.json").is_file() or search_dir.name == "result.json":
+        result = load_result(search_dir)
+        return StageRanking(result.config, list(result.stage_search.allocations))
+    if not (search_dir / "config.json").is_file():
+        raise SystemExit(f"searches: expected a search directory (result.json or config.json), got {search_dir}")
+    config = SearchConfig.from_dict(json.loads((search_dir / "config.json").read_text()))
+    table = [ScoredAllocation(list(r["blocks"]), r["macs"], r["metrics"]) for r in read_log(search_dir / "stage_search.jsonl")]
+    if len(table) != len(config.space()):
+        raise SystemExit(f"searches: {search_dir}'s stage search is not complete ({len(table)} of {len(config.space())} allocations scored)")
+    return StageRanking(config, sorted(table, key=lambda r: (-r.metrics["AP"], r.blocks)))
+
+
 def shown(estimate: dict[str, Any]) -> str:
     """An estimate's JSON (value, ci) as printed: ``+0.52 [-0.00, +0.87]``."""
     if estimate["value"] is None:
@@ -153,8 +183,6 @@ def main() -> None:
     from crnas.cli.common import add_data_arguments
     from crnas.search.audit import Pair, job_factory, rank_correlation, ranking_audit, variance_components
     from crnas.search.config import PRESETS, preset
-    from crnas.search.result import load_result
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="demo", choices=list(PRESETS), help="detector settings, schedule and space (default demo)")
     ap.add_argument("--family", default="resnet50")
@@ -188,7 +216,7 @@ def main() -> None:
     if baseline not in space:
         raise SystemExit(f"--family: expected a family whose baseline is in the preset's space, got {args.family} ({baseline})")
     allocations = farthest_point(space.allocations(), baseline, args.allocations)
-    searches = {str(d): load_result(d) for d in args.searches}
+    searches = {str(d): stage_ranking(d) for d in args.searches}
     make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
     for name, result in searches.items():  # any supernet recipe, as long as stand-alone runs would train alike
         entry = (baseline, [1] * sum(baseline), 0.0, 0)
@@ -196,8 +224,8 @@ def main() -> None:
         if result.config.family != args.family or same != [j.key() for j in make_jobs(entry)]:
             raise SystemExit(f"searches: expected {args.family} searches with the {args.preset} preset's detector settings and "
                              f"schedule, got {name} ({result.config.preset} preset, {result.config.family})")
-        if not args.no_picks and result.stage_search.best not in allocations:
-            allocations.append(list(result.stage_search.best))
+        if not args.no_picks and result.best not in allocations:
+            allocations.append(result.best)
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
     metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations", cached_only=args.cached_only)
     if args.cached_only and len(metrics) < 3:  # tau needs 3
@@ -226,7 +254,7 @@ def main() -> None:
         }
     checks = {}
     for name, result in searches.items():  # each search's ranking audited against the one ground truth
-        ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.stage_search.allocations)}
+        ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.allocations)}
         pairs = [
             Pair(list(blocks), [1] * sum(blocks), ranked[blocks][1], float(np.mean([r["AP"] for r in runs])), runs, ranked[blocks][0])
             for blocks, runs in metrics.items()
@@ -234,8 +262,8 @@ def main() -> None:
         ]
         if not pairs:
             raise SystemExit(f"searches: none of the ground truth's allocations is in {name}'s stage table (another space?)")
-        among_truth = args.no_picks or tuple(result.stage_search.best) not in truth  # --cached-only may leave the pick out
-        pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else list(result.stage_search.best)
+        among_truth = args.no_picks or tuple(result.best) not in truth  # --cached-only may leave the pick out
+        pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else result.best
         audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
         tau, rho = audit.kendall_tau, audit.spearman_rho
         checks[name] = {

@@ -96,6 +96,31 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
     assert tuple(check["pick"]) == min(truth, key=table.index) and check["pick_among"] == "ground truth allocations"
 
 
+def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
+    """A search with its stage table but no result.json yet is ranked as the finished one; an incomplete
+    stage table is one clear error."""
+    import shutil
+
+    tmp, search, spread = searched
+    running = tmp / "running"
+    running.mkdir()
+    for name in ("config.json", "stage_search.jsonl"):
+        shutil.copy(search / name, running / name)
+    out = tmp / "running.json"
+    run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
+        "--searches", str(running))
+    check, finished = json.loads(out.read_text())["searches"][str(running)], spread["searches"][str(search)]
+    assert (check["kendall_tau"], check["pick"], check["regret"]) == (finished["kendall_tau"], finished["pick"], finished["regret"])
+    lines = (running / "stage_search.jsonl").read_text().splitlines()
+    (running / "stage_search.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    env = {**os.environ, "CRNAS_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--out", str(out),
+                           "--searches", str(running)], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        f"searches: {running}'s stage search is not complete ({len(lines) - 1} of {len(lines)} allocations scored)"
+    )
+
+
 def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     """A ground truth still being trained: --cached-only trains nothing, reports over the allocations
     whose every seed is cached and names the ones left out; --compare ranks it against another one;
