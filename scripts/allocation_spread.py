@@ -222,8 +222,8 @@ def main() -> None:
         entry = (baseline, [1] * sum(baseline), 0.0, 0)
         same = [j.key() for j in job_factory(result.config, train_set, eval_set, args.iterations, args.seeds)(entry)]
         if result.config.family != args.family or same != [j.key() for j in make_jobs(entry)]:
-            raise SystemExit(f"searches: expected {args.family} searches with the {args.preset} preset's detector settings and "
-                             f"schedule, got {name} ({result.config.preset} preset, {result.config.family})")
+            raise SystemExit(f"searches: expected {args.family} searches with the {args.preset} preset's detector settings, schedule "
+                             f"and norm {config.norm}, got {name} ({result.config.preset} preset, {result.config.family}, norm {result.config.norm})")
         if not args.no_picks and result.best not in allocations:
             allocations.append(result.best)
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}

@@ -193,8 +193,8 @@ NORMS = ("batch", "group")
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with 32 groups (Wu & He's default) and at least 2 channels per group: fewer, wider groups
-    in the narrow layers of reduced-width networks."""
+    """GroupNorm with 32 groups (Wu & He's default) where they divide ``channels`` with at least 2 channels
+    each, else the most of 16, 8, 4, 2, 1 that do (narrow layers of reduced-width networks)."""
     groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and channels // g >= 2 or g == 1)
     return nn.GroupNorm(groups, channels)
 
@@ -208,10 +208,14 @@ def norm_by_name(name: str) -> Callable[[int], nn.Module]:
     return nn.BatchNorm2d if name == "batch" else group_norm
 
 
-def backbone_training(pretrained: bool) -> tuple[int, type[nn.Module]]:
+def backbone_training(pretrained: bool, norm: str = "batch") -> tuple[int, Callable[[int], nn.Module]]:
     """Trainable stages and normalisation of a detector's backbone (torchvision's rule): all 5 stages
-    with ``BatchNorm2d`` from scratch, 3 with ``FrozenBatchNorm2d`` from ImageNet weights."""
-    return (3, FrozenBatchNorm2d) if pretrained else (5, nn.BatchNorm2d)
+    with the normalisation ``norm`` (:func:`norm_by_name`) from scratch, 3 with ``FrozenBatchNorm2d``
+    from ImageNet weights, which only ``norm = "batch"`` may ask for."""
+    layer = norm_by_name(norm)
+    if pretrained and norm != "batch":
+        raise ValueError(f"norm: expected 'batch' with pretrained backbone weights (they keep frozen BatchNorm), got {norm!r}")
+    return (3, FrozenBatchNorm2d) if pretrained else (5, layer)
 
 
 def build_detector(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from crnas.arch import get_architecture
-from crnas.detection import backbone_training, build_detector, detection_limit, norm_by_name
+from crnas.detection import backbone_training, build_detector, detection_limit
 from crnas.eval.coco import MAX_DETECTIONS
 from crnas.jsonfile import read_record, write_json
 from crnas.train import CHECKPOINT_NAME
@@ -83,8 +83,7 @@ class RunRecord:
     def detector(self, max_detections: int | None = None) -> nn.Module:
         """The untrained detector of this run (keeping ``max_detections`` per image, default the run's)."""
         m = self.model
-        layers, frozen = backbone_training(m.pretrained)
-        norm = frozen if m.pretrained else norm_by_name(m.norm)
+        layers, norm = backbone_training(m.pretrained, m.norm)
         limit = detection_limit(m.detector, m.max_detections if max_detections is None else max_detections)
         return build_detector(
             m.detector, get_architecture(self.architecture), num_classes=m.num_classes, trainable_layers=layers, norm_layer=norm,

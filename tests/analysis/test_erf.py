@@ -153,3 +153,20 @@ def test_erf_table_rows():
     r = ERFResult.from_map(m, "P3", 8, (1, 1), 1, "noise")
     table = erf_table({"a": [r], "b": {"P3": r}})
     assert list(table["model"]) == ["a", "b"] and list(table.columns[:4]) == ["model", "level", "stride", "anchor"]
+
+
+def test_group_norm_checkpoint_loads_into_group_norm():
+    """A --norm group detector's weights (no running statistics) load into a GroupNorm backbone that
+    computes what the detector's backbone computes."""
+    from crnas.detection import group_norm
+
+    arch = get_architecture("resnet18").replace(width=0.125)
+    torch.manual_seed(0)
+    detector = build_detector("faster_rcnn_fpn", arch, num_classes=3, fpn_channels=16, norm_layer=group_norm).eval()
+    backbone = load_backbone(arch, detector.state_dict()).eval()
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in backbone.modules())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = backbone(x), detector.backbone(x)
+    for key in theirs:
+        torch.testing.assert_close(ours[key], theirs[key])

@@ -83,5 +83,5 @@ def test_train_with_group_norm(tmp_path, capsys):
     args = ["train", "--arch", "resnet18", "--out", str(tmp_path / "x"), "--norm", "group", "--weights-backbone", "torchvision", *TINY]
     assert main(args) == 2  # a usage error
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "crnas train: error: --norm: expected batch with --weights-backbone (a pretrained backbone keeps frozen BatchNorm), got group"
+        "crnas train: error: --norm: expected 'batch' with pretrained backbone weights (they keep frozen BatchNorm), got 'group'"
     )

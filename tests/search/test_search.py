@@ -191,7 +191,8 @@ def test_stage_sampling_and_switches_are_checked():
 
 def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     """config.json and result.json written before the fallback existed: the search resumes with the new
-    settings of this run (to the same result), and the old result loads without them (their defaults)."""
+    settings of this run (to the same result), and the old result loads without them (their defaults);
+    a setting that shapes the trained weights (norm) keeps the value the older crnas ran."""
     import shutil
 
     from crnas.search import SearchResult
@@ -200,8 +201,11 @@ def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(out, run)
     config = json.loads((run / "config.json").read_text())
-    del config["dilation_fallback"], config["stage_fallback"], config["finetune_check"]
+    del config["dilation_fallback"], config["stage_fallback"], config["finetune_check"], config["norm"]
     (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(subprocess.CalledProcessError) as failed:  # it trained BatchNorm backbones: not this run's GroupNorm
+        search(run, "--resume", "--norm", "group")
+    assert "holds a search with another configuration (differs in norm)" in failed.value.stderr
     before = json.loads((run / "timing.json").read_text())
     scored_before = (run / "detections" / "dilation" / "final.pt").stat().st_mtime_ns
     search(run, "--resume")
@@ -302,7 +306,7 @@ def test_pretrained_supernet(tmp_path, caplog):
     assert job.detector["weights_backbone"].startswith("sha256:")
     (scratch,) = job_factory(preset("tiny", family="resnet18"), dataset, dataset, 3, [0])(entry)
     assert "weights_backbone" not in scratch.detector  # runs from scratch keep their cache keys
-    with pytest.raises(ValueError, match="norm: expected 'batch' with weights_backbone"):
+    with pytest.raises(ValueError, match="norm: expected 'batch' with pretrained backbone weights"):
         preset("tiny", weights_backbone=str(weights), norm="group")
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from crnas.arch import ArchLike
-from crnas.detection import cr_backbone_with_fpn, fpn_extra_blocks, fpn_returned_layers
+from crnas.detection import cr_backbone_with_fpn, fpn_extra_blocks, fpn_returned_layers, group_norm
 
 __all__ = ["load_backbone"]
 
@@ -48,7 +48,8 @@ def load_backbone(
 
     R-CNN checkpoints give ``C2..C5`` and ``P2..P6``; RetinaNet / FCOS ones (``fpn.extra_blocks.p6``)
     ``C3..C5`` and ``P3..P7``. BatchNorm statistics load into ``nn.BatchNorm2d`` (``FrozenBatchNorm2d``
-    checkpoints fit too): run the result in eval mode.
+    checkpoints fit too): run the result in eval mode. A checkpoint without running statistics is a
+    GroupNorm backbone's (``--norm group``) and loads into :func:`crnas.detection.group_norm`.
     """
     state = _state_dict(checkpoint) if checkpoint is not None else {}
     inner = state.get("fpn.inner_blocks.0.0.weight")
@@ -58,9 +59,10 @@ def load_backbone(
         raise ValueError(f"fpn_channels: expected {inner.shape[0]} (the checkpoint's), got {fpn_channels}")
     # RetinaNet / FCOS checkpoints carry P6/P7; both lay out their FPN alike (as do R-CNNs).
     detector = "retinanet_fpn" if "fpn.extra_blocks.p6.weight" in state else "faster_rcnn_fpn"
+    group = bool(state) and not any(k.endswith("running_mean") for k in state)
     torch.manual_seed(seed)
     model = cr_backbone_with_fpn(
-        arch, trainable_layers=5, norm_layer=nn.BatchNorm2d, out_channels=fpn_channels,
+        arch, trainable_layers=5, norm_layer=group_norm if group else nn.BatchNorm2d, out_channels=fpn_channels,
         returned_layers=fpn_returned_layers(detector), extra_blocks=fpn_extra_blocks(detector, fpn_channels),
     )
     if checkpoint is None:

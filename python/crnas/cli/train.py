@@ -63,14 +63,16 @@ def run(args: argparse.Namespace) -> int:
     from crnas.cli.errors import check_device
     from crnas.data import split
     from crnas.data.check import preflight
-    from crnas.detection import build_detector, detection_limit, norm_by_name
+    from crnas.detection import backbone_training, build_detector, detection_limit
     from crnas.eval import coco_eval
     from crnas.runs import ModelSettings, RunRecord
     from crnas.train import train_detector
 
     check_device(args.device)
-    if args.norm != "batch" and args.weights_backbone is not None:
-        raise CLIUsageError(f"--norm: expected batch with --weights-backbone (a pretrained backbone keeps frozen BatchNorm), got {args.norm}")
+    try:
+        layers, norm = backbone_training(args.weights_backbone is not None, args.norm)
+    except ValueError as err:
+        raise CLIUsageError(f"--{err}") from None
     arch = get_architecture(args.arch, width=args.width)
     spec = data_spec(args, resize=(args.min_size, args.max_size))
     dataset = load_dataset(spec)
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build_detector(
         args.detector, arch, num_classes=settings.num_classes, weights_backbone=args.weights_backbone,
-        norm_layer=None if args.weights_backbone is not None else norm_by_name(args.norm),
+        trainable_layers=layers, norm_layer=norm,
         fpn_channels=args.fpn_channels, representation_size=args.representation_size, min_size=args.min_size, max_size=args.max_size,
         **detection_limit(args.detector, args.max_detections),
     )

@@ -44,7 +44,7 @@ from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
-from crnas.detection import build_detector, norm_by_name
+from crnas.detection import backbone_training, build_detector
 from crnas.eval import coco_eval, collect_detections
 from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
 from crnas.jsonfile import read_record, write_json
@@ -433,12 +433,11 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
 def standalone_detector(config: SearchConfig, architecture: dict[str, Any], num_classes: int) -> torch.nn.Module:
     """The detector a stand-alone run of ``architecture`` (a job's) trains, with the search's detector
     settings (and ``weights_backbone``, if it had one), before training."""
-    pretrained: dict[str, Any] = (
-        {"weights_backbone": config.weights_backbone} if config.weights_backbone is not None else {"norm_layer": norm_by_name(config.norm)}
-    )
+    layers, norm = backbone_training(config.weights_backbone is not None, config.norm)
     return build_detector(
-        config.detector, get_architecture(architecture), num_classes=num_classes, fpn_channels=config.fpn_channels,
-        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size, **pretrained,
+        config.detector, get_architecture(architecture), num_classes=num_classes, weights_backbone=config.weights_backbone,
+        trainable_layers=layers, norm_layer=norm, fpn_channels=config.fpn_channels,
+        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size,
         **config.detector_kwargs,
     )
 

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crnas.arch import DETECTORS, MACS_INPUT_SIZE, SAMPLINGS, StageSpace
-from crnas.detection import NORMS, detection_limit
+from crnas.detection import backbone_training, detection_limit
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "METHODS"]
 
 METHODS = ("greedy", "differentiable")
+
+#: Settings that shape a search's trained weights, as a ``config.json`` written before they existed ran
+#: them: resuming such a search must not take this run's values instead (older crnas trained BatchNorm).
+LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch"}
 
 
 @dataclass
@@ -111,10 +115,7 @@ class SearchConfig:
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
         if self.stage_sampling not in SAMPLINGS:
             raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm: expected one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.norm != "batch" and self.weights_backbone is not None:
-            raise ValueError(f"norm: expected 'batch' with weights_backbone (pretrained backbones keep frozen BatchNorm), got {self.norm!r}")
+        backbone_training(self.weights_backbone is not None, self.norm)  # raises on a bad norm or one a pretrained backbone cannot take
 
     def space(self) -> StageSpace:
         """The stage space this configuration searches."""

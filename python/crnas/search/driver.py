@@ -38,7 +38,7 @@ from crnas.jsonfile import write_json
 from crnas.search.algorithms import final_check, greedy_dilation_search, stage_search
 from crnas.search.callbacks import DifferentiableSearch, PathSampler, StageSampler
 from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
-from crnas.search.config import SearchConfig
+from crnas.search.config import LEGACY_WEIGHT_SETTINGS, SearchConfig
 from crnas.search.result import DilationSearch, FinalCheck, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
 from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
@@ -191,8 +191,9 @@ def run_search(
     saved = out / "config.json"
     current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
     if saved.is_file():
-        # an older crnas's config.json lacks the settings added since: this run's values complete it
-        previous = {**current, **json.loads(saved.read_text())}
+        # an older crnas's config.json lacks the settings added since: this run's values complete it, except
+        # those that shape the trained weights, which it ran at their legacy values
+        previous = {**current, **LEGACY_WEIGHT_SETTINGS, **json.loads(saved.read_text())}
         if not resume:
             raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
         if previous != current:

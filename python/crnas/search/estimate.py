@@ -167,7 +167,7 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     result.measured = {"stage step": stage_step, "op step": op_step, "archval batch": stage_val, "recal batch": stage_recal}
 
     val_batches = -(-len(archval) // config.eval_batch_size)
-    recal_batches = min(config.recal_batches, -(-len(archtrain) // config.eval_batch_size))
+    recal_batches = min(config.recal_batches, -(-len(archtrain) // config.eval_batch_size)) if config.norm == "batch" else 0  # GroupNorm: none
     per_allocation = recal_batches * stage_recal + val_batches * stage_val
     per_candidate = recal_batches * op_recal + val_batches * op_val
     scored_images = len(archval) + recal_batches * config.eval_batch_size
