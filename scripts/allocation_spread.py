@@ -51,10 +51,10 @@ import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
 from crnas.detection import NORMS
+from crnas.search.algorithms import rank_allocations, read_stage_log
 from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
 from crnas.search.result import ScoredAllocation
-from crnas.search.searchlog import read_log
 from crnas.train import CHECKPOINT_NAME
 
 K = TypeVar("K", bound=Hashable)
@@ -165,10 +165,10 @@ def stage_ranking(search_dir: Path) -> StageRanking:
     if not (search_dir / "config.json").is_file():
         raise SystemExit(f"searches: expected a search directory (result.json or config.json), got {search_dir}")
     config = SearchConfig.from_dict(json.loads((search_dir / "config.json").read_text()))
-    table = [ScoredAllocation(list(r["blocks"]), r["macs"], r["metrics"]) for r in read_log(search_dir / "stage_search.jsonl")]
+    table = list(read_stage_log(search_dir / "stage_search.jsonl").values())
     if len(table) != len(config.space()):
         raise SystemExit(f"searches: {search_dir}'s stage search is not complete ({len(table)} of {len(config.space())} allocations scored)")
-    return StageRanking(config, sorted(table, key=lambda r: (-r.metrics["AP"], r.blocks)))
+    return StageRanking(config, rank_allocations(table))
 
 
 def shown(estimate: dict[str, Any]) -> str:

@@ -58,7 +58,7 @@ def stage_search(
     log = Path(log)
     truncate_torn_line(log)
     allocations = space.allocations()
-    done = {tuple(r["blocks"]): ScoredAllocation(list(r["blocks"]), r["macs"], r["metrics"]) for r in read_log(log)}
+    done = read_stage_log(log)
     bar = tqdm(allocations, desc="stage search", unit="alloc", disable=not progress or not distributed.is_main())
     for i, blocks in enumerate(bar):
         if tuple(blocks) in done:
@@ -70,7 +70,16 @@ def stage_search(
         append_log(log, {"blocks": row.blocks, "metrics": row.metrics, "macs": row.macs})
         done[tuple(blocks)] = row
         logger.info("allocation %s: AP %.4f", blocks, metrics["AP"])
-    table = [done[tuple(b)] for b in allocations]
+    return rank_allocations([done[tuple(b)] for b in allocations])
+
+
+def read_stage_log(log: str | os.PathLike[str]) -> dict[tuple[int, ...], ScoredAllocation]:
+    """The allocations a stage search's log (``stage_search.jsonl``) has scored so far, by blocks."""
+    return {tuple(r["blocks"]): ScoredAllocation(list(r["blocks"]), r["macs"], r["metrics"]) for r in read_log(log)}
+
+
+def rank_allocations(table: Sequence[ScoredAllocation]) -> list[ScoredAllocation]:
+    """A stage table as the search orders it: by AP, best first, ties broken by the allocation."""
     return sorted(table, key=lambda r: (-r.metrics["AP"], r.blocks))
 
 
