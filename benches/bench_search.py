@@ -21,7 +21,7 @@ import crnas
 import torch
 from crnas.data import SyntheticDetection, split
 from crnas.search import PathSampler, Scorer, preset, supernet_of
-from crnas.search.driver import _supernet
+from crnas.search.driver import supernet_detector
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     config = preset("demo", width=args.width, min_size=args.size, max_size=int(args.size * 4 / 3))
     dataset = SyntheticDetection(args.images, image_size=(int(args.size * 4 / 3),) * 2, seed=0)
     archtrain, archval = split(dataset, config.val_fraction, 0)
-    model = _supernet(config, config.space(), len(dataset.classes) + 1)
+    model = supernet_detector(config, config.space(), len(dataset.classes) + 1)
     supernet = supernet_of(model)
     supernet.set_allocation([1, 3, 5, 7])
     print(f"crnas {crnas.__version__}, torch {torch.__version__}, {args.threads} threads; ResNet50 supernet width {args.width}, "

@@ -344,7 +344,7 @@ def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iteration
     from crnas.data.target import training_target
     from crnas.eval import score_detections
     from crnas.search import PathSampler, Scorer, StageSampler, preset, recalibrate_bn, supernet_of
-    from crnas.search.driver import _supernet
+    from crnas.search.driver import supernet_detector
     from crnas.train.loop import train_step
 
     overrides: dict[str, Any] = dict(device=str(device))
@@ -367,7 +367,7 @@ def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iteration
 
     def train_iterations(callback: Any, allocation: list[int] | None) -> dict[str, Any]:
         torch.manual_seed(0)
-        model = _supernet(config, space, num_classes).train()
+        model = supernet_detector(config, space, num_classes).train()
         supernet = supernet_of(model)
         if allocation is not None:
             supernet.set_allocation(allocation)
@@ -389,7 +389,7 @@ def search_cost(device: torch.device, quick: bool, per_gpu_batch: int, iteration
     op_per_batch = train_iterations(PathSampler(config.seed, per_sample=False), baseline)
 
     # one archval scoring pass: BatchNorm recalibration, detection, COCO evaluation
-    model = _supernet(config, space, num_classes)
+    model = supernet_detector(config, space, num_classes)
     scorer = Scorer(model, archtrain, archval, eval_batch, recal_batches, config.seed, config.device)
     scorer.score_allocation(baseline)  # warm-up (cuDNN plans, allocator)
     scorer.supernet.set_allocation(baseline)

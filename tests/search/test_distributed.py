@@ -11,7 +11,7 @@ from crnas import Architecture
 from crnas.cli.common import load_dataset
 from crnas.data import split
 from crnas.search import Scorer, SearchConfig, supernet_of
-from crnas.search.driver import _supernet
+from crnas.search.driver import supernet_detector
 
 
 def config_joint(result: dict) -> bool:
@@ -38,7 +38,7 @@ def test_two_process_search_matches_single_process_scoring(tmp_path, one_torch_t
     config = SearchConfig.from_dict(result["config"])
     dataset = load_dataset({**config.data})
     archtrain, archval = split(dataset, config.val_fraction, config.seed)
-    model = _supernet(config, config.space(), len(dataset.classes) + 1)
+    model = supernet_detector(config, config.space(), len(dataset.classes) + 1)
     model.load_state_dict(torch.load(out / "op_supernet" / "last.pt", weights_only=True)["model"])
     supernet_of(model).set_allocation(arch.blocks)
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)

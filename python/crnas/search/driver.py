@@ -44,7 +44,9 @@ from crnas.search.scoring import Scorer
 from crnas.search.supernet import build_supernet_detector, supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
-__all__ = ["run_search", "run_final_check", "data_fingerprint", "trained_supernet", "finetune_path", "STAGE_SUPERNET", "OP_SUPERNET"]
+__all__ = [
+    "run_search", "run_final_check", "data_fingerprint", "supernet_detector", "trained_supernet", "finetune_path", "STAGE_SUPERNET", "OP_SUPERNET",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,9 @@ def _add_time(out: Path, phase: str, since: float) -> None:
     _write_json(file, timing)
 
 
-def _supernet(config: SearchConfig, space: StageSpace, num_classes: int) -> torch.nn.Module:
+def supernet_detector(config: SearchConfig, space: StageSpace, num_classes: int) -> torch.nn.Module:
+    """The untrained supernet detector of ``config`` over ``space`` (its detector settings and norm), on
+    ``config.device``, initialised from the search's seed."""
     torch.manual_seed(derive_seed(config.seed, INIT))
     return build_supernet_detector(
         config.detector, space, num_classes=num_classes, min_size=config.min_size, max_size=config.max_size,
@@ -163,7 +167,7 @@ def trained_supernet(config: SearchConfig, search_dir: Path, which: str, blocks:
     checkpoint = search_dir / which / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise FileNotFoundError(f"search: the checkpoint {checkpoint} is missing (the search's {which.replace('_', ' ')})")
-    model = _supernet(config, config.space(), num_classes)
+    model = supernet_detector(config, config.space(), num_classes)
     _load_weights(model, checkpoint)
     supernet_of(model).set_allocation(blocks)
     return model
@@ -215,7 +219,7 @@ def run_search(
 
     # 1. stage supernet
     stage_dir = out / STAGE_SUPERNET
-    model = _supernet(config, space, num_classes)
+    model = supernet_detector(config, space, num_classes)
     if config.weights_backbone is not None:
         report = supernet_of(model).inherit(config.weights_backbone)
         logger.info("stage supernet initialised from %s: %s", config.weights_backbone, report)
@@ -243,7 +247,7 @@ def run_search(
     # 3. operation supernet, from the stage supernet's weights
     t0 = time.time()
     op_dir = out / OP_SUPERNET
-    model = _supernet(config, space, num_classes)
+    model = supernet_detector(config, space, num_classes)
     if not (op_dir / CHECKPOINT_NAME).is_file():
         _load_weights(model, stage_dir / CHECKPOINT_NAME)
     supernet = supernet_of(model)

@@ -25,12 +25,12 @@ from crnas.arch import Architecture
 from crnas.data import DetectionSubset, split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
-from crnas.detection import detection_limit, norm_by_name
 from crnas.eval import collect_detections
 from crnas.search.callbacks import PathSampler, StageSampler
 from crnas.search.config import SearchConfig
+from crnas.search.driver import supernet_detector
 from crnas.search.scoring import recalibrate_bn
-from crnas.search.supernet import build_supernet_detector, supernet_of
+from crnas.search.supernet import supernet_of
 from crnas.train import train_detector
 
 __all__ = ["Phase", "SearchEstimate", "estimate_search"]
@@ -144,11 +144,7 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     budget_text = f"{budget['total']} blocks" if budget["type"] == "blocks" else f"MACs within ±{100 * budget['tolerance']:g}% of the baseline"
     result = SearchEstimate(repr(space), len(space), budget_text, str(config.device))
 
-    model = build_supernet_detector(
-        config.detector, space, num_classes=len(dataset.classes) + 1, min_size=config.min_size, max_size=config.max_size,
-        fpn_channels=config.fpn_channels, representation_size=config.representation_size,
-        norm_layer=norm_by_name(config.norm), **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
-    ).to(config.device)
+    model = supernet_detector(config, space, len(dataset.classes) + 1)
     supernet = supernet_of(model)
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))
 
