@@ -430,6 +430,12 @@ impl PyStageSpace {
         Ok(self.0.weights(Sampling::parse(sampling)?))
     }
 
+    /// Few-shot splitting: the allocations cut by ``stage``'s depth (0 = C2) into ``parts`` sub-spaces
+    /// of contiguous depth ranges, as even in allocation count as possible; each keeps this budget.
+    fn split(&self, stage: usize, parts: usize) -> PyResult<Vec<PyStageSpace>> {
+        Ok(self.0.split(stage, parts)?.into_iter().map(PyStageSpace).collect())
+    }
+
     /// The architecture of ``blocks`` at this space's family and width.
     #[pyo3(signature = (blocks, dilations = None))]
     fn architecture(&self, blocks: Vec<i64>, dilations: Option<Vec<i64>>) -> PyResult<PyArchitecture> {

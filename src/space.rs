@@ -280,6 +280,47 @@ impl StageSpace {
             .collect())
     }
 
+    /// Few-shot splitting: the feasible allocations cut by `stage`'s depth into `parts` sub-spaces of
+    /// contiguous depth ranges, as even in allocation count as possible (the largest part is as small
+    /// as it can be; ties go to the split with the earliest cuts). Each part keeps this space's budget,
+    /// family and width; its `choices[stage]` are the part's feasible depths. Together the parts hold
+    /// every feasible allocation exactly once.
+    pub fn split(&self, stage: usize, parts: usize) -> Result<Vec<StageSpace>> {
+        ensure!(stage < 4, CrnasError::value("split_stage", "a stage index in 0..=3 (C2..C5)", stage));
+        self.non_empty()?;
+        // feasible depths of the stage and their allocation counts, in depth order
+        let mut depths: Vec<(usize, usize)> = Vec::new();
+        for a in &self.allocations {
+            match depths.iter_mut().find(|(d, _)| *d == a[stage]) {
+                Some((_, n)) => *n += 1,
+                None => depths.push((a[stage], 1)),
+            }
+        }
+        depths.sort_unstable();
+        ensure!(
+            (1..=depths.len()).contains(&parts),
+            CrnasError::value(
+                "split_groups",
+                format!("between 1 and the {} feasible depths of stage C{}", depths.len(), stage + 2),
+                parts
+            )
+        );
+        let counts: Vec<usize> = depths.iter().map(|(_, n)| *n).collect();
+        let ends = min_max_partition(&counts, parts);
+        let mut start = 0;
+        Ok(ends
+            .into_iter()
+            .map(|end| {
+                let group: Vec<usize> = depths[start..end].iter().map(|(d, _)| *d).collect();
+                start = end;
+                let mut choices = self.choices.clone();
+                choices[stage] = group.clone();
+                let allocations = self.allocations.iter().filter(|a| group.contains(&a[stage])).copied().collect();
+                StageSpace { family: self.family, choices, budget: self.budget.clone(), width: self.width, allocations }
+            })
+            .collect())
+    }
+
     /// Running totals over the allocations of their joint-space sizes, 3^(blocks) each (one
     /// dilation per block).
     fn cumulative_joint_sizes(&self) -> Result<Vec<u128>> {
@@ -318,6 +359,40 @@ impl StageSpace {
             })
             .collect()
     }
+}
+
+/// The exclusive end of each of `parts` contiguous, non-empty groups of `counts` (`parts <=
+/// counts.len()`) that minimise the largest group sum; among equal optima, the earliest cuts.
+fn min_max_partition(counts: &[usize], parts: usize) -> Vec<usize> {
+    let n = counts.len();
+    let prefix: Vec<usize> = std::iter::once(0).chain(counts.iter().scan(0, |s, &c| {
+        *s += c;
+        Some(*s)
+    })).collect();
+    // best[k][i]: the smallest largest sum splitting counts[..i] into k groups; cut[k][i]: its last cut
+    let mut best = vec![vec![usize::MAX; n + 1]; parts + 1];
+    let mut cut = vec![vec![0; n + 1]; parts + 1];
+    best[0][0] = 0;
+    for k in 1..=parts {
+        for i in k..=n {
+            for j in (k - 1)..i {
+                if best[k - 1][j] == usize::MAX {
+                    continue;
+                }
+                let worst = best[k - 1][j].max(prefix[i] - prefix[j]);
+                if worst < best[k][i] {
+                    best[k][i] = worst;
+                    cut[k][i] = j;
+                }
+            }
+        }
+    }
+    let mut ends = vec![n];
+    for k in (2..=parts).rev() {
+        ends.push(cut[k][*ends.last().expect("non-empty")]);
+    }
+    ends.reverse();
+    ends
 }
 
 /// The convention for MACs budgets: backbone only, no classifier.
@@ -382,6 +457,45 @@ mod tests {
         let r50 = StageSpace::paper(Family::Resnet50).unwrap();
         assert!(r50.contains(&[3, 4, 6, 3]) && r50.contains(&[1, 3, 5, 7]));
         assert_eq!(r50.joint_size().unwrap(), 153 * 3u128.pow(16));
+    }
+
+    #[test]
+    fn split_partitions_the_allocations_by_one_stage() {
+        let s = StageSpace::paper(Family::Resnet50).unwrap();
+        let parts = s.split(0, 3).unwrap();
+        // C2's depths 1..10 hold 29, 27, 23, 19, 16, 14, 10, 7, 5, 3 allocations: the most even
+        // contiguous cut into three is {1, 2} 56, {3, 4} 42, {5..10} 55
+        let c2: Vec<Vec<usize>> = parts.iter().map(|p| p.choices[0].clone()).collect();
+        assert_eq!(c2, vec![vec![1, 2], vec![3, 4], vec![5, 6, 7, 8, 9, 10]]);
+        assert_eq!(parts.iter().map(StageSpace::len).collect::<Vec<_>>(), vec![56, 42, 55]);
+        let mut all: Vec<[usize; 4]> = parts.iter().flat_map(|p| p.allocations().to_vec()).collect();
+        all.sort_unstable();
+        assert_eq!(all, s.allocations());
+        for p in &parts {
+            assert_eq!(p.budget, s.budget);
+            assert_eq!(&p.choices[1..], &s.choices[1..]);
+            // a part is the space its choices and budget define
+            let rebuilt = StageSpace::new(p.family, p.choices.clone(), Some(16), None, MACS_INPUT_SIZE, 1.0).unwrap();
+            assert_eq!(rebuilt.allocations(), p.allocations());
+        }
+        assert_eq!(s.split(2, 1).unwrap()[0].allocations(), s.allocations());
+        assert_eq!(s.split(3, 7).unwrap().iter().map(|p| p.choices[3].len()).collect::<Vec<_>>(), vec![1; 7]);
+        assert!(s.split(0, 11).is_err() && s.split(0, 0).is_err() && s.split(4, 2).is_err());
+    }
+
+    #[test]
+    fn min_max_partition_is_optimal_and_contiguous() {
+        assert_eq!(min_max_partition(&[5], 1), vec![1]);
+        assert_eq!(min_max_partition(&[1, 1, 1, 1], 2), vec![2, 4]);
+        assert_eq!(min_max_partition(&[9, 1, 1, 1], 2), vec![1, 4]);
+        assert_eq!(min_max_partition(&[1, 2, 3], 3), vec![1, 2, 3]);
+        // brute force over every pair of cuts
+        let counts = [4, 7, 1, 8, 2, 6, 3];
+        let ends = min_max_partition(&counts, 3);
+        let worst = |a: usize, b: usize| counts[..a].iter().sum::<usize>().max(counts[a..b].iter().sum()).max(counts[b..].iter().sum());
+        let optimum = (1..counts.len()).flat_map(|a| (a + 1..counts.len()).map(move |b| (a, b))).map(|(a, b)| worst(a, b)).min().unwrap();
+        assert_eq!(worst(ends[0], ends[1]), optimum);
+        assert_eq!(ends[2], counts.len());
     }
 
     #[test]

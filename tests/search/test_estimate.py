@@ -31,3 +31,17 @@ def test_estimate_on_the_tiny_preset(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("9 allocations, budget 8 blocks") and out[-1].startswith("estimated total on cpu: ~")
     assert not (tmp_path / "run").exists()
+
+
+def test_estimate_counts_the_few_shot_parts(tmp_path, capsys):
+    config = preset("tiny", family="resnet18", stage_iterations=30, split_stage=0, split_groups=2, split_iterations=10)
+    estimate = estimate_search(config, SyntheticDetection(10, image_size=(64, 64), seed=0), steps=1)
+    stage, parts = estimate.phases[:2]
+    assert parts.name == "stage supernet parts" and parts.work == "2 x 10 iterations (few-shot split)"
+    assert parts.images == 2 * 10 * 4 and parts.seconds == 20 * estimate.measured["stage step"]
+    args = ["search", "--synthetic", "10", "--image-size", "64", "--preset", "tiny", "--family", "resnet18", "--out", str(tmp_path / "run")]
+    assert main([*args, "--split-stage", "C3", "--dry-run"]) == 0  # each part as long as the shared supernet by default
+    printed = [line.split()[:7] for line in capsys.readouterr().out.splitlines()]
+    assert ["stage", "supernet", "parts", "3", "x", "30", "iterations"] in printed
+    assert main([*args, "--split-groups", "2", "--dry-run"]) == 2
+    assert "--split-groups, --split-iterations: expected them with --split-stage" in capsys.readouterr().err

@@ -332,3 +332,47 @@ def test_group_norm_search(tmp_path):
     assert "norm" not in batch.detector
     with pytest.raises(ValueError, match="norm: expected one of batch, group, got 'layer'"):
         preset("tiny", norm="layer")
+
+
+def test_few_shot_split_search(tmp_path, monkeypatch):
+    """split_stage: after the shared stage supernet each part trains its own copy on its allocations;
+    every allocation is scored with its part's weights, and the operation supernet starts from the
+    winner's part."""
+    from crnas.cli.common import load_dataset
+    from crnas.data import split
+    from crnas.search import driver, preset, run_search
+    from crnas.search.driver import STAGE_SUPERNET, stage_checkpoint, trained_supernet
+    from crnas.search.scoring import Scorer
+
+    loaded: list[Path] = []
+    load = driver._load_weights
+    monkeypatch.setattr(driver, "_load_weights", lambda model, checkpoint: (loaded.append(checkpoint), load(model, checkpoint)))
+
+    config = preset("tiny", family="resnet18", stage_iterations=2, op_iterations=2, data=dict(num_images=24), split_stage=0, split_groups=2,
+                    split_iterations=2)
+    dataset = load_dataset({**config.data, "seed": 0})
+    run = tmp_path / "run"
+    result = run_search(config, dataset, run, progress=False)
+    parts = config.stage_parts()
+    assert [p.choices[0] for p in parts] == [[1], [2, 3]] and sum(map(len, parts)) == len(result.stage_search.allocations) == 9
+    weights = [torch.load(run / STAGE_SUPERNET / f"part{i}" / "last.pt", weights_only=True)["model"] for i in range(2)]
+    shared = torch.load(run / STAGE_SUPERNET / "last.pt", weights_only=True)["model"]
+    key = next(k for k, v in shared.items() if v.is_floating_point() and "layer1" in k)
+    assert not torch.equal(weights[0][key], shared[key]) and not torch.equal(weights[0][key], weights[1][key])
+    archtrain, archval = split(dataset, config.val_fraction, config.seed)
+    for i, part in enumerate(parts):  # each part's first allocation scores as its part's weights score it
+        blocks = part.allocations()[0]
+        assert stage_checkpoint(config, run, blocks) == run / STAGE_SUPERNET / f"part{i}" / "last.pt"
+        model = trained_supernet(config, run, STAGE_SUPERNET, blocks, len(dataset.classes) + 1)
+        metrics, _ = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed).evaluate_allocation(blocks)
+        assert metrics == next(r.metrics for r in result.stage_search.allocations if r.blocks == blocks)
+    # the stage search loads each part, then the operation supernet starts from the winner's
+    assert loaded[:3] == [run / STAGE_SUPERNET / "part0" / "last.pt", run / STAGE_SUPERNET / "part1" / "last.pt",
+                          stage_checkpoint(config, run, result.stage_search.best)]
+    assert json.loads((run / "timing.json").read_text())["stage_split_s"] > 0
+    with pytest.raises(ValueError, match=r"split_iterations: expected an int >= 1 with split_stage, got 0"):
+        preset("tiny", split_stage=1)
+    with pytest.raises(ValueError, match=r"split_stage: expected a stage index 0..3 \(C2..C5\) or None, got 4"):
+        preset("tiny", split_stage=4, split_iterations=1)
+    with pytest.raises(ValueError, match="split_groups: expected between 1 and the 3 feasible depths of stage C2, got 4"):
+        preset("tiny", family="resnet18", split_stage=0, split_groups=4, split_iterations=1).stage_parts()

@@ -53,6 +53,24 @@ def test_custom_spaces():
     assert repr(StageSpace.paper("resnet50")) == "StageSpace(resnet50, budget=16 blocks, 153 allocations)"
 
 
+@pytest.mark.parametrize("family", ["resnet50", "resnet101", "mobilenet_v2"])
+def test_split_is_an_even_partition_by_one_stage(family):
+    """Few-shot parts: contiguous depth ranges of one stage, every allocation in exactly one part (the
+    space's own allocations with that stage's depth in range), the largest part as small as any
+    contiguous cut allows (checked against every cut for two parts)."""
+    space = StageSpace.paper(family)
+    for stage in range(4):
+        depths = sorted({a[stage] for a in space.allocations()})
+        counts = [sum(a[stage] == d for a in space.allocations()) for d in depths]
+        parts = space.split(stage, 2)
+        assert [d for p in parts for d in p.choices[stage]] == depths
+        assert all(p.budget == space.budget and p.width == space.width for p in parts)
+        assert sorted(b for p in parts for b in p.allocations()) == space.allocations()
+        assert all(p.allocations() == [a for a in space.allocations() if a[stage] in p.choices[stage]] for p in parts)
+        best = min(max(sum(counts[:i]), sum(counts[i:])) for i in range(1, len(counts)))
+        assert max(len(p) for p in parts) == best
+
+
 def test_sampling_is_uniform():
     """Chi-square over 20,000 draws on the N=16 space; critical value at p = 0.001."""
     space = StageSpace.paper("resnet50")
@@ -142,6 +160,9 @@ def test_sample_paths():
         (lambda: StageSpace("resnet50", [[0], [1], [1], [1]], budget=4), ValueError, r"choices\[0\]: expected block counts in \[1, 1000\]"),
         (lambda: StageSpace("resnet50", RESNET_CHOICES, flops_tolerance=-0.1), ValueError, r"flops_tolerance: expected a relative tolerance"),
         (lambda: StageSpace("resnet50", RESNET_CHOICES, budget=3).sample(1), ValueError, r"space: expected at least one feasible allocation"),
+        (lambda: StageSpace.paper("resnet50").split(4, 2), ValueError, r"split_stage: expected a stage index in 0..=3 \(C2..C5\), got 4"),
+        (lambda: StageSpace.paper("resnet50").split(2, 7), ValueError, r"split_groups: expected between 1 and the 6 feasible depths of stage C4, got 7"),
+        (lambda: StageSpace.paper("resnet50").split(-1, 2), OverflowError, r"can't convert negative int to unsigned"),
         (lambda: sample_paths(2, 2, logits=torch.zeros(3, 3)), ValueError, r"logits: expected shape \[2, 3\] or \[2, 2, 3\]"),
         (lambda: sample_paths(2, 2, logits=torch.zeros(2, 3, dtype=torch.long)), TypeError, r"logits: expected a floating-point tensor"),
         (lambda: sample_paths(1, 1, logits=torch.tensor([[float("nan"), 0.0, 0.0]])), ValueError, r"logits: expected finite values"),

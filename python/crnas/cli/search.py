@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from crnas.arch import DETECTORS, FAMILIES, SAMPLINGS
 from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_dataset
@@ -24,6 +25,9 @@ from crnas.detection import NORMS
 from crnas.search.confidence import NOISE_ADVICE, Confidence
 from crnas.search.config import PRESETS, preset
 from crnas.search.result import SearchResult
+
+#: The searched stages, in the order of an allocation's block counts.
+STAGE_NAMES = ("C2", "C3", "C4", "C5")
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage-sampling", choices=SAMPLINGS,
         help="stage supernet: allocations drawn uniformly (default) or balanced per stage depth (docs/design.md#stage-sampling)",
     )
+    parser.add_argument(
+        "--split-stage", choices=STAGE_NAMES,
+        help="few-shot splitting: after the shared stage supernet, train one copy per depth range of this stage and score "
+        "each allocation with its copy (docs/design.md#few-shot)",
+    )
+    parser.add_argument("--split-groups", type=int, metavar="K", help="number of copies (depth ranges) of --split-stage (default 3)")
+    parser.add_argument("--split-iterations", type=int, metavar="N",
+                        help="iterations each copy trains after the split (default: the stage supernet's)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the preset's)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
     parser.add_argument("--no-progress", action="store_true")
@@ -109,6 +121,18 @@ def _fallbacks(result: SearchResult) -> list[str]:
     return out
 
 
+def _split(args: argparse.Namespace) -> dict[str, Any]:
+    """The few-shot split settings of the command line (docs/design.md#few-shot)."""
+    if args.split_stage is None:
+        if args.split_groups is not None or args.split_iterations is not None:
+            raise CLIUsageError("--split-groups, --split-iterations: expected them with --split-stage, got no --split-stage")
+        return {}
+    out: dict[str, Any] = {"split_stage": STAGE_NAMES.index(args.split_stage), "split_groups": args.split_groups}
+    shared = args.stage_iterations or PRESETS[args.preset]["stage_iterations"]
+    out["split_iterations"] = args.split_iterations if args.split_iterations is not None else shared
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from crnas import distributed
     from crnas.search import driver
@@ -126,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, norm=args.norm,
         weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
         stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
+        **_split(args),
     )
     check_device(config.device)
     dataset = load_dataset(config.data)  # the spec as the search records it (completed by the preset)

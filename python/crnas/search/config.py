@@ -16,7 +16,7 @@ METHODS = ("greedy", "differentiable")
 
 #: Settings that shape a search's trained weights, as a ``config.json`` written before they existed ran
 #: them: resuming such a search must not take this run's values instead (older crnas trained BatchNorm).
-LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch"}
+LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch", "split_stage": None}
 
 
 @dataclass
@@ -83,6 +83,13 @@ class SearchConfig:
     #: Normalisation of the backbones trained from scratch — the supernet's and the stand-alone runs'
     #: (``crnas.detection.NORMS``): ``batch`` (torchvision's) or ``group`` (docs/design.md#norm).
     norm: str = "batch"
+    #: Few-shot splitting (docs/design.md#few-shot): after the shared stage supernet, ``split_groups``
+    #: copies of it each train ``split_iterations`` more on the allocations whose depth of stage
+    #: ``split_stage`` (0 = C2) falls in the copy's range (:meth:`crnas.arch.StageSpace.split`), and each
+    #: allocation is scored with its copy. ``None``: one supernet for every allocation (the paper's).
+    split_stage: int | None = None
+    split_groups: int = 3
+    split_iterations: int = 0
     arch_lr: float = 3e-3
     val_fraction: float = 0.05
     seed: int = 0
@@ -115,6 +122,13 @@ class SearchConfig:
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
         if self.stage_sampling not in SAMPLINGS:
             raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
+        if self.split_stage is not None:
+            if self.split_stage not in range(4):
+                raise ValueError(f"split_stage: expected a stage index 0..3 (C2..C5) or None, got {self.split_stage!r}")
+            if self.split_iterations < 1:
+                raise ValueError(f"split_iterations: expected an int >= 1 with split_stage, got {self.split_iterations}")
+            if self.split_groups < 1:
+                raise ValueError(f"split_groups: expected an int >= 1, got {self.split_groups}")
         backbone_training(self.weights_backbone is not None, self.norm)  # raises on a bad norm or one a pretrained backbone cannot take
 
     def space(self) -> StageSpace:
@@ -126,6 +140,12 @@ class SearchConfig:
                 return StageSpace(self.family, choices, budget=paper.budget["total"], width=self.width)
             return StageSpace(self.family, choices, flops_tolerance=paper.budget["tolerance"], width=self.width)
         return StageSpace(self.family, choices, budget=self.budget, flops_tolerance=self.flops_tolerance, width=self.width)
+
+    def stage_parts(self, space: StageSpace | None = None) -> list[StageSpace]:
+        """The stage supernet's parts: ``space`` (default :meth:`space`) split by ``split_stage``'s depth
+        into ``split_groups`` sub-spaces, or ``[space]`` without a split."""
+        space = self.space() if space is None else space
+        return [space] if self.split_stage is None else space.split(self.split_stage, self.split_groups)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

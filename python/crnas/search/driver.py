@@ -45,13 +45,15 @@ from crnas.search.supernet import build_supernet_detector, supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
-    "run_search", "run_final_check", "data_fingerprint", "supernet_detector", "trained_supernet", "finetune_path", "STAGE_SUPERNET", "OP_SUPERNET",
+    "run_search", "run_final_check", "data_fingerprint", "supernet_detector", "trained_supernet", "stage_checkpoint", "finetune_path",
+    "STAGE_SUPERNET", "OP_SUPERNET",
 ]
 
 logger = logging.getLogger(__name__)
 
 INIT = 31  # derive_seed stream of the supernet initialisation
 CONFIDENCE = 32  # derive_seed stream of the bootstrap resamples
+SPLIT = 33  # derive_seed stream of the few-shot parts' training
 #: The supernets' directories (training checkpoints) inside a search directory.
 STAGE_SUPERNET, OP_SUPERNET = "stage_supernet", "op_supernet"
 
@@ -107,11 +109,13 @@ def supernet_detector(config: SearchConfig, space: StageSpace, num_classes: int)
 
 
 def _train(
-    config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, iterations: int, out: Path, callbacks: list[Any], progress: bool
+    config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, iterations: int, out: Path, callbacks: list[Any], progress: bool,
+    seed: int | None = None,
 ) -> None:
     train_detector(
         model, data, iterations=iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
-        warmup_iters=config.lr_warmup, device=config.device, seed=config.seed, num_workers=config.num_workers, checkpoint_dir=out,
+        warmup_iters=config.lr_warmup, device=config.device, seed=config.seed if seed is None else seed, num_workers=config.num_workers,
+        checkpoint_dir=out,
         checkpoint_every=config.checkpoint_every, callbacks=callbacks, progress=progress,
     )
 
@@ -161,10 +165,27 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     model.load_state_dict(state["model"])
 
 
+def stage_checkpoint(config: SearchConfig, search_dir: Path, blocks: Sequence[int]) -> Path:
+    """The stage supernet checkpoint of ``search_dir`` that scores ``blocks``: the shared one, or after a
+    few-shot split (``config.split_stage``) the one of the part holding ``blocks``."""
+    stage_dir = Path(search_dir) / STAGE_SUPERNET
+    if config.split_stage is None:
+        return stage_dir / CHECKPOINT_NAME
+    for i, part in enumerate(config.stage_parts()):
+        if list(blocks) in part:
+            return _part_dir(stage_dir, i) / CHECKPOINT_NAME
+    raise ValueError(f"blocks: expected an allocation of the search's space {config.space()!r}, got {list(blocks)}")
+
+
+def _part_dir(stage_dir: Path, i: int) -> Path:
+    return stage_dir / f"part{i}"
+
+
 def trained_supernet(config: SearchConfig, search_dir: Path, which: str, blocks: Sequence[int], num_classes: int) -> torch.nn.Module:
     """A fresh supernet detector with the weights of ``search_dir``'s ``which`` checkpoint
-    (:data:`STAGE_SUPERNET` or :data:`OP_SUPERNET`), set to the allocation ``blocks``."""
-    checkpoint = search_dir / which / CHECKPOINT_NAME
+    (:data:`STAGE_SUPERNET` — the part scoring ``blocks`` after a few-shot split — or :data:`OP_SUPERNET`),
+    set to the allocation ``blocks``."""
+    checkpoint = stage_checkpoint(config, search_dir, blocks) if which == STAGE_SUPERNET else search_dir / which / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise FileNotFoundError(f"search: the checkpoint {checkpoint} is missing (the search's {which.replace('_', ' ')})")
     model = supernet_detector(config, config.space(), num_classes)
@@ -225,12 +246,30 @@ def run_search(
         logger.info("stage supernet initialised from %s: %s", config.weights_backbone, report)
     _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed, config.stage_sampling)], progress)
     _add_time(out, "stage_supernet_s", started)
+    parts = config.stage_parts(space)
+    if config.split_stage is not None:  # few-shot: one copy of the shared weights trained on each part
+        t0 = time.time()
+        shared = {k: v.clone() for k, v in model.state_dict().items()}
+        for i, part in enumerate(parts):
+            logger.info("stage supernet part %d of %d: C%d in %s, %d allocations", i + 1, len(parts), config.split_stage + 2,
+                        part.choices[config.split_stage], len(part))
+            model.load_state_dict(shared)
+            seed = derive_seed(config.seed, SPLIT, i)
+            _train(config, model, archtrain, config.split_iterations, _part_dir(stage_dir, i), [StageSampler(part, seed, config.stage_sampling)],
+                   progress, seed=seed)
+        _add_time(out, "stage_split_s", t0)
 
-    # 2. stage search
+    # 2. stage search: each part's allocations scored with its weights
     t0 = time.time()
     scorer = Scorer(model, archtrain, archval, config.eval_batch_size, config.recal_batches, config.seed, config.device)
     stage_store: DetectionStore[list[Record]] = DetectionStore(out / "detections" / "stage")
-    table = stage_search(scorer, space, out / "stage_search.jsonl", macs=allocation_macs, progress=progress, store=stage_store)
+    stage_log = out / "stage_search.jsonl"
+    if config.split_stage is not None:
+        macs_of = {tuple(b): int(m) for b, m in zip(space.allocations(), allocation_macs)}
+        for i, part in enumerate(parts):
+            _load_weights(model, _part_dir(stage_dir, i) / CHECKPOINT_NAME)
+            stage_search(scorer, part, stage_log, macs=[macs_of[tuple(b)] for b in part.allocations()], progress=progress, store=stage_store)
+    table = stage_search(scorer, space, stage_log, macs=allocation_macs, progress=progress, store=stage_store)  # the whole table
     _add_time(out, "stage_search_s", t0)
     logger.info("stage search: best allocation %s (AP %.4f)", table[0].blocks, table[0].metrics["AP"])
     baseline = Architecture.baseline(config.family).replace(width=config.width)
@@ -249,7 +288,7 @@ def run_search(
     op_dir = out / OP_SUPERNET
     model = supernet_detector(config, space, num_classes)
     if not (op_dir / CHECKPOINT_NAME).is_file():
-        _load_weights(model, stage_dir / CHECKPOINT_NAME)
+        _load_weights(model, stage_checkpoint(config, out, best_blocks))
     supernet = supernet_of(model)
     supernet.set_allocation(best_blocks)
     differentiable = None

@@ -65,7 +65,7 @@ class SearchEstimate:
 
     def lines(self) -> list[str]:
         out = [f"space: {self.space} — {self.space_size} allocations, budget {self.budget}"]
-        out += [f"  {p.name:<17} {p.work:<58} {p.images:>9} images  ~{_duration(p.seconds)}" for p in self.phases]
+        out += [f"  {p.name:<20} {p.work:<58} {p.images:>9} images  ~{_duration(p.seconds)}" for p in self.phases]
         out.append(f"estimated total on {self.device}: ~{_duration(self.seconds)} (extrapolated from "
                    + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in self.measured.items()) + ")")
         return out
@@ -170,6 +170,10 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     blocks = sum(Architecture.baseline(config.family).blocks) if budget["type"] != "blocks" else int(budget["total"])
     result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images",
                                config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
+    if config.split_stage is not None:
+        iterations = config.split_groups * config.split_iterations
+        result.phases.append(Phase("stage supernet parts", f"{config.split_groups} x {config.split_iterations} iterations (few-shot split)",
+                                   iterations * config.batch_size, iterations * stage_step))
     result.phases.append(Phase("stage search", f"{len(space)} allocations x (archval {len(archval)} + recal {recal_batches} batches)",
                                len(space) * scored_images, len(space) * per_allocation))
     if config.method == "differentiable":
