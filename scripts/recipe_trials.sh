@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Supernet-recipe trials (docs/results.md): one search per recipe on the built-in data, then every
 # search's stage ranking checked against one stand-alone ground truth (scripts/allocation_spread.py
-# --searches: 12 allocations x 2 seeds at the demo's detector settings, 1,000 iterations, data seeds
-# 1000/1001 that no search saw). Resumable: rerun the same command after a kill; finished searches are
-# skipped, searches resume from their checkpoints, stand-alone runs come from the cache
-# ($CRNAS_CACHE/standalone). Start it once per core to use every core (the runs are shared by locks;
-# set OMP_NUM_THREADS=1).
+# --searches: 12 allocations at the demo's detector settings, 1,000 iterations, data seeds 1000/1001
+# that no search saw; 2 seeds with BatchNorm, 3 with GroupNorm — the recipes of one call share a norm).
+# Resumable: rerun the same command after a kill; finished searches are skipped, searches resume from
+# their checkpoints, stand-alone runs come from the cache ($CRNAS_CACHE/standalone). Start it once per
+# core to use every core (the runs are shared by locks; set OMP_NUM_THREADS=1).
 #
 #   scripts/recipe_trials.sh OUT [recipe ...]      # default: quality quality-uniform
 #
@@ -14,6 +14,9 @@
 #                    448 images with 160 archval, 1,000 op-supernet iterations
 #   quality-uniform  the same with the paper's uniform sampling over allocations
 #   demo448          the demo's 400 / 1,000 iterations, uniform, on the quality preset's 448 images / 160 archval
+#   quality-gn       quality with GroupNorm backbones (docs/design.md#norm)
+#   quality-gn-4000  quality-gn with 4,000 stage-supernet iterations (the compute of quality-gn-fs)
+#   quality-gn-fs    quality-gn split few-shot by C2's depth: 3 parts x 700 iterations (docs/design.md#few-shot)
 set -euo pipefail
 out=${1:?usage: scripts/recipe_trials.sh OUT [recipe ...]}
 shift
@@ -21,14 +24,28 @@ recipes=("$@")
 [ ${#recipes[@]} -gt 0 ] || recipes=(quality quality-uniform)
 python=${PYTHON:-python}
 common=(--synthetic --family resnet50 --seed 0 --resume --no-progress)
+recipe_args() {  # sets extra (the recipe's search arguments) and n (its norm)
+    case "$1" in
+        quality) extra=(--preset quality); n=batch ;;
+        quality-uniform) extra=(--preset quality --stage-sampling uniform); n=batch ;;
+        demo448) extra=(--preset demo --synthetic 448 --val-fraction 0.357 --op-iterations 1000); n=batch ;;
+        quality-gn) extra=(--preset quality --norm group); n=group ;;
+        quality-gn-4000) extra=(--preset quality --norm group --stage-iterations 4000); n=group ;;
+        quality-gn-fs) extra=(--preset quality --norm group --split-stage C2 --split-groups 3 --split-iterations 700); n=group ;;
+        *) echo "recipe: expected quality, quality-uniform, demo448, quality-gn, quality-gn-4000 or quality-gn-fs, got $1" >&2; exit 2 ;;
+    esac
+}
+norm=
+for recipe in "${recipes[@]}"; do  # one ground truth: one norm
+    recipe_args "$recipe"
+    if [ -n "$norm" ] && [ "$norm" != "$n" ]; then
+        echo "recipes: expected one norm per call (the ground truth's), got $norm and $n" >&2; exit 2
+    fi
+    norm=$n
+done
 dirs=()
 for recipe in "${recipes[@]}"; do
-    case "$recipe" in
-        quality) extra=(--preset quality) ;;
-        quality-uniform) extra=(--preset quality --stage-sampling uniform) ;;
-        demo448) extra=(--preset demo --synthetic 448 --val-fraction 0.357 --op-iterations 1000) ;;
-        *) echo "recipe: expected quality, quality-uniform or demo448, got $recipe" >&2; exit 2 ;;
-    esac
+    recipe_args "$recipe"
     dir="$out/$recipe"
     if [ ! -f "$dir/result.json" ]; then
         t0=$(date +%s)
@@ -37,5 +54,6 @@ for recipe in "${recipes[@]}"; do
     fi
     dirs+=("$dir")
 done
-"$python" "$(dirname "$0")/allocation_spread.py" --preset demo --allocations 12 --seeds 0 1 --iterations 1000 \
+if [ "$norm" = group ]; then seeds=(0 1 2); else seeds=(0 1); fi
+"$python" "$(dirname "$0")/allocation_spread.py" --preset demo --norm "$norm" --allocations 12 --seeds "${seeds[@]}" --iterations 1000 \
     --train-images 288 --eval-images 300 --out "$out/spread.json" --no-progress --searches "${dirs[@]}"
