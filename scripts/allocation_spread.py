@@ -19,7 +19,9 @@ each search's pick is trained too (``--no-picks``: its best among the ground tru
 stands in), and for each search the script reports Kendall τ and Spearman ρ
 (bootstrap CIs; ``crnas.search.audit.ranking_audit``, as ``crnas audit``) between its supernet AP and the stand-alone AP over the
 allocations, the top-3 overlap, and its pick's stand-alone AP against the baseline's. One ground truth
-serves every recipe, so comparing recipes costs one search each. Stand-alone runs go through the
+serves every recipe, so comparing recipes costs one search each; with two or more searches, each pair's
+difference in τ over the allocations both scored comes with a paired bootstrap interval
+(``crnas.search.audit.tau_difference``). Stand-alone runs go through the
 audit's cache ($CRNAS_CACHE/standalone, shared with `crnas audit`): a killed run resumes, and rerunning
 the script trains only what is missing; ``--cached-only`` trains nothing and reports over the
 allocations whose every seed is already cached (a ground truth still being trained elsewhere).
@@ -181,7 +183,7 @@ def shown(estimate: dict[str, Any]) -> str:
 def main() -> None:
     from crnas.arch import Architecture
     from crnas.cli.common import add_data_arguments
-    from crnas.search.audit import Pair, job_factory, rank_correlation, ranking_audit, variance_components
+    from crnas.search.audit import Pair, job_factory, rank_correlation, ranking_audit, tau_difference, variance_components
     from crnas.search.config import PRESETS, preset
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="demo", choices=list(PRESETS), help="detector settings, schedule and space (default demo)")
@@ -253,8 +255,10 @@ def main() -> None:
             "share_of_seed_variance": (100 * measured.sd_within) ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None,
         }
     checks = {}
+    scores: dict[str, dict[tuple[int, ...], float]] = {}  # each search's supernet AP of the ground truth's allocations
     for name, result in searches.items():  # each search's ranking audited against the one ground truth
         ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.allocations)}
+        scores[name] = {b: ranked[b][1] for b in metrics if b in ranked}
         pairs = [
             Pair(list(blocks), [1] * sum(blocks), ranked[blocks][1], float(np.mean([r["AP"] for r in runs])), runs, ranked[blocks][0])
             for blocks, runs in metrics.items()
@@ -266,13 +270,24 @@ def main() -> None:
         pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else result.best
         audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
         tau, rho = audit.kendall_tau, audit.spearman_rho
+        split = result.config.split_stage
         checks[name] = {
             "stage_sampling": result.config.stage_sampling, "stage_iterations": result.config.stage_iterations,
+            "split": None if split is None else {
+                "stage": split, "groups": result.config.split_groups, "iterations": result.config.split_iterations,
+            },
             "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
             "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
         }
+    differences = {}  # recipe against recipe: the difference of their tau on the allocations both scored, paired
+    names = list(scores)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            common = [b for b in scores[first] if b in scores[second]]
+            diff = tau_difference([scores[first][b] for b in common], [scores[second][b] for b in common], [truth[b] for b in common])
+            differences[f"{first} - {second}"] = {"allocations": len(common), "kendall_tau": {"value": diff.value, "ci": diff.ci}}
     compared = {}
     for other in args.compare:  # another ground truth (e.g. a shorter schedule) over the allocations both hold
         theirs = {tuple(r["blocks"]): r["mean"] for r in json.loads(other.read_text())["allocations"]}
@@ -290,6 +305,7 @@ def main() -> None:
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
         },
         "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
+        "tau_differences": differences,
         "compared": compared, "unit": "AP in percent",
         **provenance,
     }
@@ -314,6 +330,8 @@ def main() -> None:
         among = " (its best among the ground truth's)" if c["pick_among"] == "ground truth allocations" else ""
         print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick{among} {c['pick']} {c['pick_AP']:.2f} AP "
               f"vs baseline {base}")
+    for name, d in differences.items():
+        print(f"tau of {name}: {shown(d['kendall_tau'])} over {d['allocations']} allocations (paired bootstrap)")
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
 
 
 def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
-    """A search with its stage table but no result.json yet is ranked as the finished one; an incomplete
-    stage table is one clear error."""
+    """A search with its stage table but no result.json yet is ranked as the finished one (and two
+    searches compared pairwise); an incomplete stage table is one clear error."""
     import shutil
 
     tmp, search, spread = searched
@@ -107,10 +107,15 @@ def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
     for name in ("config.json", "stage_search.jsonl"):
         shutil.copy(search / name, running / name)
     out = tmp / "running.json"
-    run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
-        "--searches", str(running))
-    check, finished = json.loads(out.read_text())["searches"][str(running)], spread["searches"][str(search)]
+    proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
+               "--searches", str(search), str(running))
+    checked = json.loads(out.read_text())
+    check, finished = checked["searches"][str(running)], spread["searches"][str(search)]
     assert (check["kendall_tau"], check["pick"], check["regret"]) == (finished["kendall_tau"], finished["pick"], finished["regret"])
+    # the two rank alike: their paired difference in tau is 0 over every allocation trained (the pick's too)
+    difference, n = checked["tau_differences"][f"{search} - {running}"], len(checked["allocations"])
+    assert difference == {"allocations": n, "kendall_tau": {"value": 0.0, "ci": [0.0, 0.0]}} and check["split"] is None
+    assert f"tau of {search} - {running}: +0.00 [+0.00, +0.00] over {n} allocations (paired bootstrap)" in proc.stdout
     lines = (running / "stage_search.jsonl").read_text().splitlines()
     (running / "stage_search.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     env = {**os.environ, "CRNAS_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}

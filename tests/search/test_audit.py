@@ -18,6 +18,7 @@ from crnas.search.audit import (
     pick_allocations,
     rank_correlation,
     run_audit,
+    tau_difference,
     variance_components,
 )
 from crnas.search.result import DilationSearch, ScoredAllocation, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
@@ -36,6 +37,26 @@ def test_rank_correlation_and_its_interval_are_scipys(kind, fn):
     )
     assert est.ci == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), abs=1e-12)
     assert est.ci[0] <= est.value <= est.ci[1]
+
+
+def test_tau_difference_and_its_interval_are_scipys():
+    """Two rankings of one truth: the difference of scipy's τ-b, with the interval of scipy's paired
+    bootstrap over the items."""
+    x, truth = PAIRS
+    other = [0.30, 0.10, 0.05, 0.22, 0.12, 0.40, 0.18, 0.08]
+    est = tau_difference(x, other, truth, resamples=500, level=0.9, seed=3)
+    tau = lambda a, t: scipy.stats.kendalltau(a, t).statistic  # noqa: E731
+    assert est.value == pytest.approx(tau(x, truth) - tau(other, truth), abs=1e-12) and est.value > 0
+    ref = scipy.stats.bootstrap(
+        (np.array(x), np.array(other), np.array(truth)), lambda a, b, t: tau(a, t) - tau(b, t), paired=True, vectorized=False,
+        n_resamples=500, confidence_level=0.9, method="percentile", rng=np.random.default_rng(3),
+    )
+    assert est.ci == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), abs=1e-12)
+    same = tau_difference(x, x, truth, resamples=200)
+    assert same.value == 0 and same.ci == (0, 0)
+    assert tau_difference([1, 2], [2, 1], [1, 2]).value is None
+    with pytest.raises(ValueError, match="a, b, truth: expected equal lengths, got 3, 3 and 2"):
+        tau_difference([1, 2, 3], [1, 2, 3], [1, 2])
 
 
 def test_rank_correlation_needs_three_pairs_and_a_known_kind():

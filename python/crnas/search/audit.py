@@ -56,7 +56,7 @@ from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
     "AuditConfig", "AuditPlan", "AuditRecord", "RankingAudit", "Pair", "Estimate", "StandaloneJob", "StandaloneCache",
-    "pick_allocations", "rank_correlation", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
+    "pick_allocations", "rank_correlation", "tau_difference", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
     "standalone_trainer",
     "run_jobs", "SeedNoise", "variance_components", "EvalSampling", "eval_sampling", "sampling_variance", "ranking_audit", "final_check_of",
 ]
@@ -238,6 +238,29 @@ class AuditRecord:
 # -- statistics ----------------------------------------------------------------------------------------
 
 
+def _association(fn: Callable[..., Any]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``fn``'s statistic (scipy's Kendall τ or Spearman ρ) as a float; 0 where a sample has one distinct value."""
+
+    def statistic(a: np.ndarray, b: np.ndarray) -> float:
+        value = fn(a, b).statistic
+        return 0.0 if math.isnan(value) else float(value)  # a resample with one distinct value: no association
+
+    return statistic
+
+
+def _paired_bootstrap(
+    data: Sequence[Sequence[float]], statistic: Callable[..., float], resamples: int, level: float, seed: int
+) -> tuple[float, float]:
+    """The percentile interval of ``statistic`` over paired resamples of ``data`` (:func:`scipy.stats.bootstrap`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+        res = scipy.stats.bootstrap(
+            tuple(np.asarray(d, dtype=float) for d in data), statistic, paired=True, vectorized=False, n_resamples=resamples,
+            confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def rank_correlation(
     x: Sequence[float], y: Sequence[float], kind: str, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
 ) -> Estimate:
@@ -250,20 +273,33 @@ def rank_correlation(
     if len(x) < 3:
         return Estimate(None, None)
     fn = scipy.stats.kendalltau if kind == "kendall" else scipy.stats.spearmanr
-
-    def statistic(a: np.ndarray, b: np.ndarray) -> float:
-        value = fn(a, b).statistic
-        return 0.0 if math.isnan(value) else float(value)  # a resample with one distinct value: no association
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
         value = fn(np.asarray(x), np.asarray(y)).statistic
-        res = scipy.stats.bootstrap(
-            (np.asarray(x, dtype=float), np.asarray(y, dtype=float)), statistic, paired=True, vectorized=False, n_resamples=resamples,
-            confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
-        )
-    ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    ci = _paired_bootstrap((x, y), _association(fn), resamples, level, seed)
     return Estimate(None if math.isnan(value) else float(value), ci)
+
+
+def tau_difference(
+    a: Sequence[float], b: Sequence[float], truth: Sequence[float], *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> Estimate:
+    """Kendall τ-b of ``a`` against ``truth`` minus that of ``b``, over the same items: does one ranking
+    (one supernet recipe's scores) order ``truth`` better than another? With a paired percentile bootstrap
+    over the items (both rankings see the same resampled items, :func:`scipy.stats.bootstrap`); ``None``
+    below 3 items."""
+    if not len(a) == len(b) == len(truth):
+        raise ValueError(f"a, b, truth: expected equal lengths, got {len(a)}, {len(b)} and {len(truth)}")
+    if len(a) < 3:
+        return Estimate(None, None)
+    tau = _association(scipy.stats.kendalltau)
+
+    def difference(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> float:
+        return tau(x, t) - tau(y, t)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+        value = difference(*(np.asarray(v, dtype=float) for v in (a, b, truth)))
+    return Estimate(value, _paired_bootstrap((a, b, truth), difference, resamples, level, seed))
 
 
 def ranking_audit(
