@@ -7,32 +7,33 @@
 # their checkpoints, stand-alone runs come from the cache ($CRNAS_CACHE/standalone). Start it once per
 # core to use every core (the runs are shared by locks; set OMP_NUM_THREADS=1).
 #
-#   scripts/recipe_trials.sh OUT [recipe ...]      # default: quality quality-uniform
+#   scripts/recipe_trials.sh OUT [recipe ...]      # default: quality-bn quality-bn-uniform
 #
 # Recipes (ResNet50, seed 0, data seed 0; all share the demo's detector, data distribution and schedule):
-#   quality          the quality preset: 2,000 stage-supernet iterations, balanced depth sampling,
-#                    448 images with 160 archval, 1,000 op-supernet iterations
-#   quality-uniform  the same with the paper's uniform sampling over allocations
-#   demo448          the demo's 400 / 1,000 iterations, uniform, on the quality preset's 448 images / 160 archval
-#   quality-gn       quality with GroupNorm backbones (docs/design.md#norm)
-#   quality-gn-4000  quality-gn with 4,000 stage-supernet iterations (the compute of quality-gn-fs)
-#   quality-gn-fs    quality-gn split few-shot by C2's depth: 3 parts x 700 iterations (docs/design.md#few-shot)
+#   quality-bn          the quality preset before GroupNorm: 2,000 stage-supernet iterations, balanced depth
+#                       sampling, 448 images with 160 archval, 1,000 op-supernet iterations, BatchNorm
+#   quality-bn-uniform  the same with the paper's uniform sampling over allocations
+#   demo448             the demo's 400 / 1,000 iterations, uniform, on the quality preset's 448 images / 160 archval
+#   quality-gn          quality-bn with GroupNorm backbones (docs/design.md#norm)
+#   quality-gn-fs       quality-gn split few-shot by C2's depth: 3 parts x 700 iterations (docs/design.md#few-shot)
+#   quality             the quality preset: quality-gn with 4,000 stage-supernet iterations (the compute of quality-gn-fs)
 set -euo pipefail
 out=${1:?usage: scripts/recipe_trials.sh OUT [recipe ...]}
 shift
 recipes=("$@")
-[ ${#recipes[@]} -gt 0 ] || recipes=(quality quality-uniform)
+[ ${#recipes[@]} -gt 0 ] || recipes=(quality-bn quality-bn-uniform)
 python=${PYTHON:-python}
 common=(--synthetic --family resnet50 --seed 0 --resume --no-progress)
 recipe_args() {  # sets extra (the recipe's search arguments) and n (its norm)
     case "$1" in
-        quality) extra=(--preset quality); n=batch ;;
-        quality-uniform) extra=(--preset quality --stage-sampling uniform); n=batch ;;
+        quality-bn) extra=(--preset quality --norm batch --stage-iterations 2000); n=batch ;;
+        quality-bn-uniform) extra=(--preset quality --norm batch --stage-iterations 2000 --stage-sampling uniform); n=batch ;;
         demo448) extra=(--preset demo --synthetic 448 --val-fraction 0.357 --op-iterations 1000); n=batch ;;
-        quality-gn) extra=(--preset quality --norm group); n=group ;;
-        quality-gn-4000) extra=(--preset quality --norm group --stage-iterations 4000); n=group ;;
-        quality-gn-fs) extra=(--preset quality --norm group --split-stage C2 --split-groups 3 --split-iterations 700); n=group ;;
-        *) echo "recipe: expected quality, quality-uniform, demo448, quality-gn, quality-gn-4000 or quality-gn-fs, got $1" >&2; exit 2 ;;
+        quality-gn) extra=(--preset quality --norm group --stage-iterations 2000); n=group ;;
+        quality-gn-fs) extra=(--preset quality --norm group --stage-iterations 2000 --split-stage C2 --split-groups 3 --split-iterations 700)
+                       n=group ;;
+        quality) extra=(--preset quality); n=group ;;
+        *) echo "recipe: expected quality-bn, quality-bn-uniform, demo448, quality-gn, quality-gn-fs or quality, got $1" >&2; exit 2 ;;
     esac
 }
 norm=

@@ -163,10 +163,14 @@ def test_quality_preset_is_the_demo_detector_with_the_measured_supernet_recipe()
     from crnas.search import PRESETS, preset
 
     quality, demo = preset("quality"), preset("demo")
-    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "finetune_check", "data", "preset"}
+    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "finetune_check", "norm", "data", "preset"}
     differing = {k for k in quality.to_dict() if quality.to_dict()[k] != demo.to_dict()[k]}
     assert differing == recipe  # same detector, data distribution and training; only the search recipe differs
-    assert (quality.stage_iterations, quality.op_iterations, quality.stage_sampling) == (2000, 1000, "balanced")
+    assert (quality.stage_iterations, quality.op_iterations, quality.stage_sampling, quality.norm) == (4000, 1000, "balanced", "group")
+    # GroupNorm is for backbones trained from scratch: pretrained weights keep BatchNorm unless asked otherwise
+    assert preset("quality", weights_backbone="torchvision").norm == "batch" and preset("demo", norm="group").norm == "group"
+    with pytest.raises(ValueError, match="norm: expected 'batch' with pretrained backbone weights"):
+        preset("quality", weights_backbone="torchvision", norm="group")
     assert (quality.finetune_check, demo.finetune_check) == (400, 100)  # the fine-tuning measured in docs/results.md#fallback
     assert round(quality.data["num_images"] * quality.val_fraction) == 160  # the archval of docs/results.md
     assert quality.data["size_reference"] == demo.data["size_reference"] == 192

@@ -183,14 +183,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300, finetune_check=100,
         data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
-    # The demo's detector and data at 5x its stage-supernet iterations, a 160-image archval and balanced
-    # depth sampling (docs/results.md#quality) and a final check fine-tuned 400 iterations (docs/results.md#fallback);
-    # 74 + 8 min measured on 2 busy CPU cores (``--dry-run`` estimates yours).
+    # The demo's detector and data with GroupNorm backbones (docs/results.md#norm) at 10x its stage-supernet
+    # iterations (docs/results.md#few-shot), a 160-image archval and balanced depth sampling (docs/results.md#quality)
+    # and a final check fine-tuned 400 iterations (docs/results.md#fallback); 89 min measured on one CPU core beside
+    # other jobs (``--dry-run`` estimates yours).
     "quality": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
-        batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=2000, op_iterations=1000, checkpoint_every=100,
+        batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=4000, op_iterations=1000, checkpoint_every=100,
         recal_batches=2, eval_batch_size=8, val_fraction=0.357, joint=False, bootstrap_resamples=300, stage_sampling="balanced", finetune_check=400,
-        data=dict(kind="synthetic", num_images=448, image_size=256),
+        norm="group", data=dict(kind="synthetic", num_images=448, image_size=256),
     ),
     "paper": dict(
         width=1.0, min_size=800, max_size=1333, batch_size=16, lr_per_image=0.00125, stage_iterations=90_000,
@@ -205,6 +206,8 @@ def preset(name: str, **overrides: Any) -> SearchConfig:
     if name not in PRESETS:
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}, "preset": name}
+    if values.get("weights_backbone") is not None and overrides.get("norm") is None:
+        values["norm"] = "batch"  # a preset's GroupNorm is for backbones trained from scratch; pretrained ones keep their BatchNorm
     defaults, data = PRESETS[name].get("data"), overrides.get("data")
     # The preset's data settings complete a partial spec of the same kind, never another kind's.
     if defaults and data and data.get("kind", defaults["kind"]) == defaults["kind"]:
