@@ -185,8 +185,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The demo's detector and data with GroupNorm backbones (docs/results.md#norm) at 10x its stage-supernet
     # iterations (docs/results.md#few-shot), a 160-image archval and balanced depth sampling (docs/results.md#quality)
-    # and a final check fine-tuned 400 iterations (docs/results.md#fallback); 89 min measured on one CPU core beside
-    # other jobs (``--dry-run`` estimates yours).
+    # and a final check fine-tuned 400 iterations (docs/results.md#fallback); 87 min measured on one CPU core beside
+    # other jobs, 56 estimated by ``--dry-run`` on a quiet 2-core machine (it estimates yours).
     "quality": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=4000, op_iterations=1000, checkpoint_every=100,
