@@ -289,14 +289,11 @@ impl StageSpace {
         ensure!(stage < 4, CrnasError::value("split_stage", "a stage index in 0..=3 (C2..C5)", stage));
         self.non_empty()?;
         // feasible depths of the stage and their allocation counts, in depth order
-        let mut depths: Vec<(usize, usize)> = Vec::new();
+        let mut counted = std::collections::BTreeMap::<usize, usize>::new();
         for a in &self.allocations {
-            match depths.iter_mut().find(|(d, _)| *d == a[stage]) {
-                Some((_, n)) => *n += 1,
-                None => depths.push((a[stage], 1)),
-            }
+            *counted.entry(a[stage]).or_default() += 1;
         }
-        depths.sort_unstable();
+        let depths: Vec<(usize, usize)> = counted.into_iter().collect();
         ensure!(
             (1..=depths.len()).contains(&parts),
             CrnasError::value(
@@ -311,11 +308,10 @@ impl StageSpace {
         Ok(ends
             .into_iter()
             .map(|end| {
-                let group: Vec<usize> = depths[start..end].iter().map(|(d, _)| *d).collect();
-                start = end;
                 let mut choices = self.choices.clone();
-                choices[stage] = group.clone();
-                let allocations = self.allocations.iter().filter(|a| group.contains(&a[stage])).copied().collect();
+                choices[stage] = depths[start..end].iter().map(|(d, _)| *d).collect();
+                start = end;
+                let allocations = self.allocations.iter().filter(|a| choices[stage].contains(&a[stage])).copied().collect();
                 StageSpace { family: self.family, choices, budget: self.budget.clone(), width: self.width, allocations }
             })
             .collect())

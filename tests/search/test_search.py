@@ -379,4 +379,4 @@ def test_few_shot_split_search(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"split_stage: expected a stage index 0..3 \(C2..C5\) or None, got 4"):
         preset("tiny", split_stage=4, split_iterations=1)
     with pytest.raises(ValueError, match="split_groups: expected between 1 and the 3 feasible depths of stage C2, got 4"):
-        preset("tiny", family="resnet18", split_stage=0, split_groups=4, split_iterations=1).stage_parts()
+        preset("tiny", family="resnet18", split_stage=0, split_groups=4, split_iterations=1)  # at validation, before any training

@@ -127,9 +127,9 @@ class SearchConfig:
                 raise ValueError(f"split_stage: expected a stage index 0..3 (C2..C5) or None, got {self.split_stage!r}")
             if self.split_iterations < 1:
                 raise ValueError(f"split_iterations: expected an int >= 1 with split_stage, got {self.split_iterations}")
-            if self.split_groups < 1:
-                raise ValueError(f"split_groups: expected an int >= 1, got {self.split_groups}")
         backbone_training(self.weights_backbone is not None, self.norm)  # raises on a bad norm or one a pretrained backbone cannot take
+        if self.split_stage is not None:
+            self.stage_parts()  # raises on more groups than the stage has feasible depths: before any training, not after
 
     def space(self) -> StageSpace:
         """The stage space this configuration searches."""
