@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
@@ -181,10 +182,12 @@ def assemble_detector(
         return cls(backbone, num_classes=num_classes, **kwargs)
     fpn_channels = backbone.out_channels
     assert isinstance(fpn_channels, int), "an FPN backbone's out_channels is an int (torchvision's detector contract)"
-    heads = {
+    heads: dict[str, nn.Module] = {
         "box_head": TwoMLPHead(fpn_channels * 7 * 7, representation_size),
         "box_predictor": FastRCNNPredictor(representation_size, num_classes),
     }
+    if detector == "mask_rcnn_fpn":  # torchvision's mask predictor, built here as num_classes goes to the heads
+        heads["mask_predictor"] = MaskRCNNPredictor(256, 256, num_classes)
     return cls(backbone, num_classes=None, **heads, **kwargs)
 
 

@@ -48,6 +48,19 @@ def test_training_step_and_eval(detector, arch):
     assert len(out) == 2 and {"boxes", "scores", "labels"} <= out[0].keys()
 
 
+@pytest.mark.parametrize("detector", ["faster_rcnn_fpn", "mask_rcnn_fpn"])
+def test_small_heads_train(detector):
+    """``representation_size`` shrinks the box head; Mask R-CNN keeps torchvision's mask head for the classes."""
+    torch.manual_seed(0)
+    model = detection.build_detector(detector, TINY, num_classes=3, fpn_channels=16, representation_size=32, min_size=64, max_size=96)
+    assert model.roi_heads.box_head.fc7.out_features == 32 and model.roi_heads.box_predictor.cls_score.out_features == 3
+    if detector == "mask_rcnn_fpn":
+        assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 3
+    images, targets = images_and_targets(masks=detector == "mask_rcnn_fpn")
+    losses = model(images, targets)
+    assert all(math.isfinite(v.item()) for v in losses.values())
+
+
 def test_builders_accept_any_architecture():
     for builder in (detection.fasterrcnn_cr_resnet50_fpn, detection.retinanet_cr_resnet50_fpn):
         model = builder(arch=TINY, num_classes=5, min_size=64, max_size=64)
