@@ -28,6 +28,7 @@ from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxP
 from crnas.arch import DETECTORS, ArchLike, get_architecture
 from crnas.models import CRMobileNetV2, CRResNet, build
 from crnas.models.weights import inherit, torchvision_state_dict
+from crnas.nn import MultiScaleRoIAlign
 
 __all__ = [
     "cr_backbone_with_fpn",
@@ -176,8 +177,14 @@ def assemble_detector(
     """The torchvision detector ``detector`` around an FPN ``backbone`` (with ``out_channels``, laid
     out by :func:`fpn_returned_layers` and :func:`fpn_extra_blocks`). A ``representation_size``
     other than torchvision's 1024 gives R-CNNs a box head and predictor of that width (small heads
-    for small data and CPUs); ``kwargs`` go to the detector."""
+    for small data and CPUs); ``kwargs`` go to the detector. R-CNNs pool with
+    :class:`crnas.nn.MultiScaleRoIAlign` (torchvision's pooler and defaults, its CPU path faster) unless
+    ``kwargs`` give ``box_roi_pool`` / ``mask_roi_pool``."""
     cls = _CLASSES[detector]
+    if detector in ("faster_rcnn_fpn", "mask_rcnn_fpn"):  # torchvision's poolers, with the fast CPU path
+        kwargs.setdefault("box_roi_pool", MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2))
+        if detector == "mask_rcnn_fpn":
+            kwargs.setdefault("mask_roi_pool", MultiScaleRoIAlign(["0", "1", "2", "3"], 14, 2))
     if representation_size is None or detector not in ("faster_rcnn_fpn", "mask_rcnn_fpn"):
         return cls(backbone, num_classes=num_classes, **kwargs)
     fpn_channels = backbone.out_channels

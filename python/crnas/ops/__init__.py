@@ -1,6 +1,6 @@
 """Tensor ops: the fused multi-dilation convolution, its one-dilation-per-image form at one
 convolution's cost, its exact dense equivalent and the pure-PyTorch reference
-(:mod:`crnas.ops.reference`)."""
+(:mod:`crnas.ops.reference`); RoIAlign on the CPU as one sparse product (:mod:`crnas.ops.sparse_roi_align`)."""
 
 from crnas.ops import reference
 from crnas.ops.multi_dilation import (
@@ -11,6 +11,7 @@ from crnas.ops.multi_dilation import (
     multi_dilation_conv2d,
     per_sample_dilation_conv2d,
 )
+from crnas.ops.sparse_roi_align import multiscale_roi_align, roi_align
 
 __all__ = [
     "multi_dilation_conv2d",
@@ -20,4 +21,6 @@ __all__ = [
     "backward_macs",
     "fvcore_handles",
     "reference",
+    "roi_align",
+    "multiscale_roi_align",
 ]
