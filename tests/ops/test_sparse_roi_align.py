@@ -141,3 +141,18 @@ def test_a_built_detector_scripts():
     assert not isinstance(scripted.roi_heads.box_roi_pool, MultiScaleRoIAlign)
     expected, got = model(images)[0], scripted(images)[1][0]
     torch.testing.assert_close(got["boxes"], expected["boxes"], atol=1e-4, rtol=1e-4)
+
+
+def test_bad_rois_get_one_clear_error_and_degenerate_boxes_stay_in_bounds():
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"rois: expected image indices in \[0, 2\) \(the features' batch\), got 0..2"):
+        roi_align(x, torch.tensor([[0.0, 1, 1, 4, 4], [2.0, 1, 1, 4, 4]]), 2, 1.0, 2)
+    with pytest.raises(ValueError, match=r"rois: expected a \[K, 5\] tensor .* got shape \[1, 4\]"):
+        roi_align(x, torch.tensor([[1.0, 1, 4, 4]]), 2, 1.0, 2)
+    far = torch.tensor([[0.0, 1e30, 1e30, 1e30, 1e30], [1.0, -1e30, -1e30, -1e29, -1e29]])
+    assert torch.equal(roi_align(x, far, 2, 1.0, 2), torchvision.ops.roi_align(x, far, 2, 1.0, 2))
+    # non-finite coordinates sample nothing (torchvision's kernel reads out of bounds on them: not compared)
+    x.requires_grad_(True)
+    broken = roi_align(x, torch.tensor([[0.0, 1, 1, float("inf"), float("inf")], [1.0, float("nan"), 1, 4, 4]]), 2, 1.0, 2)
+    broken.sum().backward()
+    assert not broken.any() and x.grad is not None and not x.grad.any()

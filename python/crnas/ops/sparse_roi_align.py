@@ -42,13 +42,12 @@ def _axis(start: Tensor, size: Tensor, pooled: int, grid: int, extent: Tensor) -
     n = extent[:, None, None]
     valid = (v >= -1.0) & (v <= n)
     v = v.clamp(min=0.0)
-    low = v.long()  # truncation is the floor here: v >= 0
+    low = torch.minimum(v.long().clamp(min=0), n - 1)  # truncation is the floor here (v >= 0); in range even for inf/nan
     top = low >= n - 1
-    low = torch.where(top, n - 1, low)
     high = torch.where(top, low, low + 1)
     frac = torch.where(top, torch.zeros_like(v), v - low)
     index = torch.stack([low, high], -1).flatten(2)
-    weight = (torch.stack([1.0 - frac, frac], -1) * valid[..., None]).flatten(2)
+    weight = torch.where(valid[..., None], torch.stack([1.0 - frac, frac], -1), 0.0).flatten(2)
     return index, weight
 
 
@@ -110,7 +109,11 @@ def _pool(levels: Sequence[Tensor], rois: Tensor, level_of: Tensor, scales: Sequ
           sampling_ratio: int, aligned: bool) -> Tensor:
     """RoIAlign of ``rois`` (``[K, 5]``: image index, x1, y1, x2, y2), each on the level ``level_of``
     names, as one sparse product over the levels' channels-last features."""
-    channels = levels[0].shape[1]
+    batch, channels = levels[0].shape[:2]
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise ValueError(f"rois: expected a [K, 5] tensor (image index, x1, y1, x2, y2), got shape {list(rois.shape)}")
+    if rois.shape[0] and not bool(((rois[:, 0] >= 0) & (rois[:, 0] < batch)).all()):
+        raise ValueError(f"rois: expected image indices in [0, {batch}) (the features' batch), got {rois[:, 0].min().item():g}..{rois[:, 0].max().item():g}")
     flat = [f.permute(0, 2, 3, 1).reshape(-1, channels) for f in levels]
     starts = torch.tensor([0] + [f.shape[0] for f in flat]).cumsum(0)[:-1]
     heights = torch.tensor([f.shape[2] for f in levels])[level_of]
