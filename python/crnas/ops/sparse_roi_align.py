@@ -113,7 +113,8 @@ def _pool(levels: Sequence[Tensor], rois: Tensor, level_of: Tensor, scales: Sequ
     if rois.ndim != 2 or rois.shape[1] != 5:
         raise ValueError(f"rois: expected a [K, 5] tensor (image index, x1, y1, x2, y2), got shape {list(rois.shape)}")
     if rois.shape[0] and not bool(((rois[:, 0] >= 0) & (rois[:, 0] < batch)).all()):
-        raise ValueError(f"rois: expected image indices in [0, {batch}) (the features' batch), got {rois[:, 0].min().item():g}..{rois[:, 0].max().item():g}")
+        lo, hi = rois[:, 0].min().item(), rois[:, 0].max().item()
+        raise ValueError(f"rois: expected image indices in [0, {batch}) (the features' batch), got {lo:g}..{hi:g}")
     flat = [f.permute(0, 2, 3, 1).reshape(-1, channels) for f in levels]
     starts = torch.tensor([0] + [f.shape[0] for f in flat]).cumsum(0)[:-1]
     heights = torch.tensor([f.shape[2] for f in levels])[level_of]
