@@ -84,7 +84,7 @@ def _transpose(matrix: Tensor) -> Tensor:
     """``matrix.T`` as a CSR matrix (stable: entries keep their row order within each column)."""
     crow, col, val = matrix.crow_indices(), matrix.col_indices(), matrix.values()
     rows, columns = matrix.shape
-    order = torch.argsort(col, stable=True)
+    order = torch.sort(col.int() if columns < 2**31 else col, stable=True).indices  # 32-bit keys sort twice as fast
     row_of = torch.repeat_interleave(torch.arange(rows), crow.diff())[order]
     counts = torch.bincount(col, minlength=columns)
     crow_t = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
