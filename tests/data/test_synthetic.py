@@ -33,6 +33,28 @@ def test_deterministic_by_seed_and_index():
         assert_same_target(a.target(i), ta)
 
 
+def test_rendered_samples_are_kept_unchanged_within_the_budget(monkeypatch):
+    import pickle
+
+    from crnas.data import synthetic
+
+    ds = SyntheticDetection(3, image_size=(64, 64), seed=5, masks=True)
+    fresh = SyntheticDetection(3, image_size=(64, 64), seed=5, masks=True)
+    image, target = ds[1]
+    target["boxes"] += 1000  # what a caller does to its sample does not reach the kept one
+    image.zero_()
+    again, target_again = ds[1]
+    assert 1 in ds._kept and torch.equal(again, fresh[1][0])
+    assert_same_target(target_again, fresh[1][1])
+    assert pickle.loads(pickle.dumps(ds))._kept == {}
+    monkeypatch.setattr(synthetic, "_KEEP_BYTES", 64 * 64 * 5)  # one sample's pixels and object map
+    small = SyntheticDetection(3, image_size=(64, 64), seed=5)
+    for i in range(3):
+        small[i]
+    assert list(small._kept) == [0] and small._kept_bytes == 64 * 64 * 5
+    assert torch.equal(small[2][0], fresh[2][0])
+
+
 def test_different_seeds_and_indices_differ():
     a, b = SyntheticDetection(2, image_size=(64, 64), seed=0), SyntheticDetection(2, image_size=(64, 64), seed=1)
     assert not torch.equal(a[0][0], b[0][0])

@@ -1,8 +1,8 @@
 """``SyntheticDetection``: procedural shapes on cluttered backgrounds, the built-in dataset.
 
 Each image is a deterministic function of ``(seed, index)``, generated on the fly (a 384×384 image takes a
-few milliseconds): no files, no downloads. It is built so that receptive-field allocation matters, as on
-COCO:
+few milliseconds) and kept for later epochs up to 256 MiB per dataset: no files, no downloads. It is
+built so that receptive-field allocation matters, as on COCO:
 
 * **classes are shapes** (disc, square, triangle, ring, cross, diamond, star, frame, in that order), each
   drawn in a random saturated colour with a random texture (flat, stripes, checks), so the class must
@@ -58,6 +58,8 @@ MIN_SIDE = 8.0
 _MAX_SIDE_FRACTION = 0.8
 _PLACEMENT_TRIES = 10
 _FIELD = 5  # the background colour field is bilinear over a 5×5 grid
+#: Rendered samples (pixels and object map) one dataset keeps in memory for later epochs, in bytes
+_KEEP_BYTES = 256 << 20
 _NOISE = 0.1  # peak-to-peak uniform pixel noise
 SIZES = ("coco", "log-uniform")
 #: COCO's share of small, medium and large objects (area < 32², < 96², larger), in that order.
@@ -173,6 +175,11 @@ class SyntheticDetection(DetectionDataset):
         self._range_p = weights / weights.sum()
         self.classes = list(SHAPES[:num_classes])
         self.report = DataReport(f"SyntheticDetection(seed={seed})", images=self.num_images)
+        self._kept: dict[int, tuple[np.ndarray, dict[str, Any], _Layout]] = {}
+        self._kept_bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:  # rendered samples stay behind (DataLoader workers, spawn)
+        return {**self.__dict__, "_kept": {}, "_kept_bytes": 0}
 
     def __len__(self) -> int:
         return self.num_images
@@ -323,10 +330,23 @@ class SyntheticDetection(DetectionDataset):
         return to_float_image(pixels), target, layout
 
     def _draw(self, index: int) -> tuple[np.ndarray, dict[str, Any], _Layout]:
-        """Pixels (``uint8 [H, W, 3]``), target (without masks) and layout of sample ``index``."""
+        """Pixels (``uint8 [H, W, 3]``), target (without masks) and layout of sample ``index``: rendered
+        once and kept while the dataset's kept samples stay under ``_KEEP_BYTES`` (training reads each
+        image once per epoch; painting is a few percent of a CPU training step)."""
+        index = int(self._check_index(index))
+        kept = self._kept.get(index)
+        if kept is not None:
+            pixels, target, layout = kept
+            return pixels, {k: v.clone() if isinstance(v, Tensor) else v for k, v in target.items()}, layout
         layout_rng, paint_rng = self._streams(index)
         layout = self._layout(layout_rng)
-        return self._paint(paint_rng, layout), self._target(index, layout), layout
+        pixels, target = self._paint(paint_rng, layout), self._target(index, layout)
+        size = pixels.nbytes + layout.idmap.nbytes
+        if self._kept_bytes + size <= _KEEP_BYTES:
+            pixels.flags.writeable = layout.idmap.flags.writeable = False
+            self._kept[index] = pixels, {k: v.clone() if isinstance(v, Tensor) else v for k, v in target.items()}, layout
+            self._kept_bytes += size
+        return pixels, target, layout
 
     def export_coco(
         self, directory: str | PathLike[str], *, image_format: str = "png", progress: bool = False
