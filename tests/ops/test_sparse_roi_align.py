@@ -156,3 +156,10 @@ def test_bad_rois_get_one_clear_error_and_degenerate_boxes_stay_in_bounds():
     broken = roi_align(x, torch.tensor([[0.0, 1, 1, float("inf"), float("inf")], [1.0, float("nan"), 1, 4, 4]]), 2, 1.0, 2)
     broken.sum().backward()
     assert not broken.any() and x.grad is not None and not x.grad.any()
+
+
+def test_torch_compile_gets_torchvisions_pooler():
+    feats, boxes, shapes = pyramid()
+    compiled = torch.compile(MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2), backend="eager")
+    expected = torchvision.ops.MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)(feats, boxes, shapes)
+    assert torch.equal(compiled(feats, boxes, shapes), expected)

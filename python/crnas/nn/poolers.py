@@ -17,12 +17,13 @@ class MultiScaleRoIAlign(poolers.MultiScaleRoIAlign):
     CPU float tensors with a fixed ``sampling_ratio`` (torchvision's detectors use 2), pools every level
     in one sparse product (:func:`crnas.ops.multiscale_roi_align`; a CPU training step of the ``quality``
     preset's detector takes about a fifth less time, docs/benchmarks.md#roi-align). Elsewhere (CUDA,
-    adaptive sampling, ONNX tracing) it is torchvision's pooler, and TorchScript scripts torchvision's.
+    adaptive sampling, ONNX tracing, ``torch.compile``) it is torchvision's pooler, and TorchScript
+    scripts torchvision's.
     ``crnas.build_detector``'s R-CNNs use it."""
 
     def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
         levels = poolers._filter_input(x, self.featmap_names)
-        if torchvision._is_tracing() or not fast_path(levels[0], self.sampling_ratio):
+        if torchvision._is_tracing() or torch.compiler.is_compiling() or not fast_path(levels[0], self.sampling_ratio):
             return super().forward(x, boxes, image_shapes)
         if self.scales is None or self.map_levels is None:  # type: ignore[has-type]  # torchvision declares them in __annotations__
             self.scales, self.map_levels = poolers._setup_scales(levels, image_shapes, self.canonical_scale, self.canonical_level)

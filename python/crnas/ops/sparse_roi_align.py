@@ -139,8 +139,8 @@ def roi_align(
     sampling_ratio: int = -1, aligned: bool = False,
 ) -> Tensor:
     """``torchvision.ops.roi_align`` (same arguments and result): the sparse product of this module
-    where :func:`fast_path` holds, torchvision's kernel elsewhere."""
-    if not fast_path(input, sampling_ratio):
+    where :func:`fast_path` holds (outside ``torch.compile``), torchvision's kernel elsewhere."""
+    if torch.compiler.is_compiling() or not fast_path(input, sampling_ratio):
         return tv_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
     rois = boxes if isinstance(boxes, Tensor) else convert_boxes_to_roi_format(boxes)
     level_of = torch.zeros(rois.shape[0], dtype=torch.long)
