@@ -100,7 +100,7 @@ def train_cached(
         jobs = {key: group for key, group in jobs.items() if key not in missing}
         print(f"--cached-only: {len(missing)} of {len(jobs) + len(missing)} groups left out (not all seeds cached): "
               f"{', '.join(map(str, missing)) or 'none'}; {len(jobs)} reported", flush=True)
-    todo = sum(cache.get(j) is None for group in jobs.values() for j in group)
+    todo = len({j.key() for group in jobs.values() for j in group if cache.get(j) is None})  # a run two groups share counts once
     print(f"{what} x {len(args.seeds)} seeds, {args.iterations} iterations, {len(train_set)} training / {len(eval_set)} "
           f"evaluation images; {todo} runs to train; cache {cache.root}", flush=True)
     started = time.time()
