@@ -53,11 +53,18 @@ def test_allocation_spread_ranks_a_search_against_its_ground_truth(searched):
     assert check["pick"] == result["stage_search"]["best"] and check["baseline_AP"] == rows[(2, 2, 2, 2)]["mean"]
 
 
-def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(searched):
-    tmp, search, spread = searched
+@pytest.fixture(scope="module")
+def retrained(searched):
+    tmp, search, _ = searched
     out = tmp / "quality.json"
     proc = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(search), *TRUTH[4:], "--seeds", "0", "1",
                "--spread", str(tmp / "spread.json"), "--out", str(out))
+    return proc, out
+
+
+def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(searched, retrained):
+    tmp, search, spread = searched
+    proc, out = retrained
     assert "runs to train" in proc.stdout and "| found |" in proc.stdout
     quality = json.loads(out.read_text())
     result = json.loads((search / "result.json").read_text())
@@ -83,6 +90,33 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     assert "left_out" not in quality and not spread["cached_only"] and "left_out" not in spread  # only a --cached-only report has them
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
 
+
+
+def test_search_quality_retrains_the_models_a_summary_records(searched, retrained):
+    """A summary stands in for its search (whose directory may be gone): the same models rebuilt from its
+    configuration, the same cached runs, its audit carried over; --models picks some, the baseline always."""
+    tmp, _, _ = searched
+    first = json.loads(retrained[1].read_text())
+    out = tmp / "again.json"
+    proc = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "quality.json"), *TRUTH[4:], "--seeds", "1", "0",
+               "--models", "found", "baseline", "--out", str(out))
+    assert "2 models x 2 seeds" in proc.stdout and "0 runs to train" in proc.stdout
+    again = json.loads(out.read_text())
+    assert [k for k in again if k in ("baseline", "stage_only", "found", "dilation_pick")] == ["baseline", "found"]
+    for name in ("baseline", "found"):
+        assert {k: again[name][k] for k in ("blocks", "dilations", "macs")} == {k: first[name][k] for k in ("blocks", "dilations", "macs")}
+        assert again[name]["AP"] == first[name]["AP"][::-1]  # seeds 1, 0: the same cached runs
+    assert again["audit"] == first["audit"] and again["search"] == {**first["search"], "via": str(tmp / "quality.json")}
+    env = {**os.environ, "CRNAS_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "quality.json"), "--models", "found",
+                          "--out", str(tmp / "bad.json")], capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 1 and bad.stderr.strip() == "--models: expected the baseline among them (every gain is over it), got found"
+    edited = json.loads((tmp / "quality.json").read_text())
+    edited["found"]["macs"] += 1
+    (tmp / "edited.json").write_text(json.dumps(edited))
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "edited.json"), "--out", str(tmp / "bad.json")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 1 and bad.stderr.startswith(f"search: expected the MACs {tmp / 'edited.json'} records")
 
 def test_allocation_spread_without_picks_trains_nothing_new(searched):
     tmp, search, spread = searched
