@@ -116,7 +116,8 @@ def main() -> None:
     for name in models:
         row = summary[name]
         gain = summary.get(f"{name}_vs_baseline")
-        versus = f"{gain['gain']:+.2f} AP{' (spreads apart)' if gain['spreads_apart'] else ''}" if gain else ""
+        versus = (f"{gain['gain']:+.2f} AP{' (spreads apart)' if gain['spreads_apart'] else ''}, "
+                  f"{gain['seeds_won']} of {len(row['AP'])} seeds won" if gain else "")
         print(f"| {name} | {row['blocks']} | {' '.join(map(str, row['dilations']))} | {row['macs'] / 1e9:.2f} | "
               f"{' / '.join(f'{x:.2f}' for x in row['AP'])} | {mean_sd(row['AP'])} | {versus} |")
 
@@ -169,16 +170,28 @@ def from_summary(args: argparse.Namespace) -> Retraining:
 
 
 def compare(ap: list[float], baseline: list[float], macs: int, baseline_macs: int) -> dict[str, Any]:
-    """Mean gain over the baseline, whether mean ± sd intervals are apart, Welch's t-test (two or more
-    seeds each and not all equal; ``scipy.stats.ttest_ind``), and the relative MACs difference."""
+    """Mean gain over the baseline, whether mean ± sd intervals are apart, Welch's t-test
+    (``scipy.stats.ttest_ind``), the paired t-test over seeds (``scipy.stats.ttest_rel``: a seed fixes
+    the data order and augmentation whatever the architecture, so each seed's difference is one paired
+    observation) with the seeds won, and the relative MACs difference. Tests need two or more seeds and
+    values not all equal (else None)."""
     m, b = statistics.mean(ap), statistics.mean(baseline)
     sd, sd_b = (statistics.stdev(x) if len(x) > 1 else 0.0 for x in (ap, baseline))
-    welch = scipy.stats.ttest_ind(ap, baseline, equal_var=False) if min(len(ap), len(baseline)) > 1 else None
-    t, p = (None, None) if welch is None or math.isnan(welch.statistic) else (float(welch.statistic), float(welch.pvalue))
+    enough = min(len(ap), len(baseline)) > 1
+    welch_t, welch_p = t_test(scipy.stats.ttest_ind(ap, baseline, equal_var=False) if enough else None)
+    paired_t, paired_p = t_test(scipy.stats.ttest_rel(ap, baseline) if enough else None)
     return {
-        "gain": m - b, "spreads_apart": m - sd > b + sd_b or m + sd < b - sd_b, "welch_t": t, "welch_p": p,
+        "gain": m - b, "spreads_apart": m - sd > b + sd_b or m + sd < b - sd_b, "welch_t": welch_t, "welch_p": welch_p,
+        "paired_t": paired_t, "paired_p": paired_p, "seeds_won": sum(x > y for x, y in zip(ap, baseline)),
         "macs_rel_diff": macs / baseline_macs - 1,
     }
+
+
+def t_test(result: Any) -> tuple[float | None, float | None]:
+    """(statistic, p-value) of a scipy t-test, or (None, None) when there was none or it is undefined."""
+    if result is None or math.isnan(result.statistic):
+        return None, None
+    return float(result.statistic), float(result.pvalue)
 
 
 def audit_summary(args: argparse.Namespace, search_dir: Path) -> dict[str, Any] | None:

@@ -86,6 +86,9 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     welch = scipy.stats.ttest_ind(quality["found"]["AP"], quality["baseline"]["AP"], equal_var=False)
     expected = None if np.isnan(welch.statistic) else pytest.approx(welch.statistic)
     assert quality["found_vs_baseline"]["welch_t"] == expected
+    paired = scipy.stats.ttest_rel(quality["found"]["AP"], quality["baseline"]["AP"])  # seed by seed: the same data order
+    assert quality["found_vs_baseline"]["paired_t"] == (None if np.isnan(paired.statistic) else pytest.approx(paired.statistic))
+    assert quality["found_vs_baseline"]["seeds_won"] == sum(f > b for f, b in zip(quality["found"]["AP"], quality["baseline"]["AP"]))
     assert quality["audit"]["kendall_tau"] == spread["searches"][str(search)]["kendall_tau"] and not quality["audit"]["partial"]
     assert "left_out" not in quality and not spread["cached_only"] and "left_out" not in spread  # only a --cached-only report has them
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
