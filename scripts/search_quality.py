@@ -156,8 +156,7 @@ def from_summary(args: argparse.Namespace) -> Retraining:
         raise SystemExit(f"search: expected a search directory, its result.json or a summary of this script, got {args.search} ({e!r})") from None
     space = config.space()
     models = {name: space.architecture(row["blocks"], row["dilations"]) for name, row in rows.items()}
-    convention = dict(fpn_channels=config.fpn_channels, representation_size=config.representation_size)
-    macs = {name: flops.count(a, config.macs_input, config.detector, **convention).macs for name, a in models.items()}
+    macs = {name: flops.count(a, config.macs_input, config.detector, **config.macs_convention()).macs for name, a in models.items()}
     recorded = {name: row["macs"] for name, row in rows.items()}
     if macs != recorded:
         raise SystemExit(f"search: expected the MACs {args.search} records ({recorded}), counted {macs}")

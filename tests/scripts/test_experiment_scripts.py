@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TRUTH = ["--preset", "tiny", "--family", "resnet18", "--iterations", "2", "--train-images", "8", "--eval-images", "6", "--no-progress"]
 
 
-def run(tmp_path: Path, *cmd: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``python cmd`` with the stand-alone cache under ``tmp_path``; asserts it succeeded (``ok``) or failed with exit status 1."""
     env = {**os.environ, "CRNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == (0 if ok else 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -94,14 +95,13 @@ def test_search_quality_reuses_the_ground_truth_and_writes_the_comparison(search
     assert quality["search"]["config"]["preset"] == "tiny" and quality["retraining"]["seeds"] == [0, 1]
 
 
-
 def test_search_quality_retrains_the_models_a_summary_records(searched, retrained):
     """A summary stands in for its search (whose directory may be gone): the same models rebuilt from its
     configuration, the same cached runs, its audit carried over; --models picks some, the baseline always."""
     tmp, _, _ = searched
     first = json.loads(retrained[1].read_text())
     out = tmp / "again.json"
-    proc = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "quality.json"), *TRUTH[4:], "--seeds", "1", "0",
+    proc = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(retrained[1]), *TRUTH[4:], "--seeds", "1", "0",
                "--models", "found", "baseline", "--out", str(out))
     assert "2 models x 2 seeds" in proc.stdout and "0 runs to train" in proc.stdout
     again = json.loads(out.read_text())
@@ -109,17 +109,15 @@ def test_search_quality_retrains_the_models_a_summary_records(searched, retraine
     for name in ("baseline", "found"):
         assert {k: again[name][k] for k in ("blocks", "dilations", "macs")} == {k: first[name][k] for k in ("blocks", "dilations", "macs")}
         assert again[name]["AP"] == first[name]["AP"][::-1]  # seeds 1, 0: the same cached runs
-    assert again["audit"] == first["audit"] and again["search"] == {**first["search"], "via": str(tmp / "quality.json")}
-    env = {**os.environ, "CRNAS_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "quality.json"), "--models", "found",
-                          "--out", str(tmp / "bad.json")], capture_output=True, text=True, timeout=300, env=env)
-    assert bad.returncode == 1 and bad.stderr.strip() == "--models: expected the baseline among them (every gain is over it), got found"
-    edited = json.loads((tmp / "quality.json").read_text())
+    assert again["audit"] == first["audit"] and again["search"] == {**first["search"], "via": str(retrained[1])}
+    bad = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(retrained[1]), "--models", "found", "--out", str(tmp / "bad.json"), ok=False)
+    assert bad.stderr.strip() == "--models: expected the baseline among them (every gain is over it), got found"
+    edited = json.loads(retrained[1].read_text())
     edited["found"]["macs"] += 1
     (tmp / "edited.json").write_text(json.dumps(edited))
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "edited.json"), "--out", str(tmp / "bad.json")],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert bad.returncode == 1 and bad.stderr.startswith(f"search: expected the MACs {tmp / 'edited.json'} records")
+    bad = run(tmp, str(ROOT / "scripts" / "search_quality.py"), str(tmp / "edited.json"), "--out", str(tmp / "bad.json"), ok=False)
+    assert bad.stderr.startswith(f"search: expected the MACs {tmp / 'edited.json'} records")
+
 
 def test_allocation_spread_without_picks_trains_nothing_new(searched):
     tmp, search, spread = searched
@@ -155,10 +153,9 @@ def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
     assert f"tau of {search} - {running}: +0.00 [+0.00, +0.00] over {n} allocations (paired bootstrap)" in proc.stdout
     lines = (running / "stage_search.jsonl").read_text().splitlines()
     (running / "stage_search.jsonl").write_text("\n".join(lines[:-1]) + "\n")
-    env = {**os.environ, "CRNAS_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--out", str(out),
-                           "--searches", str(running)], capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+    proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--out", str(out),
+               "--searches", str(running), ok=False)
+    assert proc.stderr.strip().splitlines()[-1] == (
         f"searches: {running}'s stage search is not complete ({len(lines) - 1} of {len(lines)} allocations scored)"
     )
 

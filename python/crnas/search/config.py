@@ -147,6 +147,11 @@ class SearchConfig:
         space = self.space() if space is None else space
         return [space] if self.split_stage is None else space.split(self.split_stage, self.split_groups)
 
+    def macs_convention(self) -> dict[str, int]:
+        """The head sizes every MACs figure of this search is counted with (keywords of
+        :func:`crnas.flops.count`, beside ``macs_input`` and ``detector``)."""
+        return {"fpn_channels": self.fpn_channels, "representation_size": self.representation_size}
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["macs_input"] = list(self.macs_input)

@@ -235,7 +235,7 @@ def run_search(
     if len(space) == 0:
         raise ValueError(f"space: {space!r} has no feasible allocation; loosen the budget")
     logger.info("%s; archtrain %d, archval %d images; %d classes", space, len(archtrain), len(archval), num_classes - 1)
-    convention = dict(fpn_channels=config.fpn_channels, representation_size=config.representation_size)
+    convention = config.macs_convention()
     allocation_macs = flops.count_many([space.architecture(b) for b in space.allocations()], config.macs_input, config.detector, **convention)
 
     # 1. stage supernet
