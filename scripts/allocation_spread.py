@@ -33,6 +33,10 @@ closely the seed-to-seed AP differences follow it (optimisation noise or not).
 ``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
 would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
+``--extend EARLIER.json`` grows a ground truth this script wrote before (same preset, norm, schedule,
+seeds and data): the runs it records stand in for cached ones, its allocations stay in, and only the
+new ones train — so a ground truth survives the loss of its cache (e.g. ``--allocations 27`` over a
+12-allocation one trains the farthest-point picks 13 to 27).
 """
 
 from __future__ import annotations
@@ -145,6 +149,33 @@ def seed_noise_vs_loss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"runs": len(ap), "within_allocations_r": float(within.statistic), "raw_r": float(raw.statistic), "raw_p": float(raw.pvalue)}
 
 
+class Recorded(NamedTuple):
+    """An allocation's runs as an earlier summary records them: each seed's metrics (AP, a fraction) and
+    final training loss."""
+
+    runs: list[dict[str, float]]
+    train_loss_end: list[float | None]
+
+
+def recorded_runs(path: Path, identity: dict[str, Any]) -> dict[tuple[int, ...], Recorded]:
+    """The runs an earlier summary of this script records, by allocation (--extend). ``identity`` is what
+    makes two ground truths one (preset, family, norm, iterations, seeds, data); the first key on which
+    the summary differs is one clear error."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--extend: expected a JSON summary of this script, got {path} ({e})") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("allocations"), list):
+        raise SystemExit(f"--extend: expected a JSON summary of this script (with its allocations), got {path}")
+    for key, value in json.loads(json.dumps(identity)).items():
+        if earlier.get(key) != value:
+            raise SystemExit(f"--extend: expected a ground truth with {key} {value}, got {earlier.get(key)} in {path}")
+    return {
+        tuple(r["blocks"]): Recorded([{"AP": ap / 100} for ap in r["AP"]], list(r["train_loss_end"]))
+        for r in earlier["allocations"]
+    }
+
+
 class StageRanking(NamedTuple):
     """What the ground truth checks of a search: its configuration and its stage table, best first."""
 
@@ -205,6 +236,9 @@ def main() -> None:
     ap.add_argument("--eval-noise", action="store_true",
                     help="evaluate every run again from its checkpoint and bootstrap the evaluation images: the part of the seed spread "
                          "that image sampling explains (about 10 s per run at the demo's scale)")
+    ap.add_argument("--extend", type=Path, default=None, metavar="EARLIER.json",
+                    help="a ground truth this script wrote with the same settings: its runs stand in for cached ones, its allocations "
+                         "stay in, only new allocations train")
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: report over the allocations whose every seed is in the cache (listed in the JSON's left_out)")
     ap.add_argument("--no-progress", action="store_true")
@@ -218,6 +252,11 @@ def main() -> None:
     if baseline not in space:
         raise SystemExit(f"--family: expected a family whose baseline is in the preset's space, got {args.family} ({baseline})")
     allocations = farthest_point(space.allocations(), baseline, args.allocations)
+    data = {"train": train_set.report.source, "eval": eval_set.report.source,
+            "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size))}
+    identity: dict[str, Any] = {"preset": args.preset, "family": args.family, "norm": config.norm, "iterations": args.iterations, "seeds": args.seeds,
+                "train_images": len(train_set), "eval_images": len(eval_set), "data": data}
+    recorded = recorded_runs(args.extend, identity) if args.extend else {}
     searches = {str(d): stage_ranking(d) for d in args.searches}
     make_jobs = job_factory(config, train_set, eval_set, args.iterations, args.seeds)
     for name, result in searches.items():  # any supernet recipe, as long as stand-alone runs would train alike
@@ -228,17 +267,21 @@ def main() -> None:
                              f"and norm {config.norm}, got {name} ({result.config.preset} preset, {result.config.family}, norm {result.config.norm})")
         if not args.no_picks and result.best not in allocations:
             allocations.append(result.best)
+    allocations += [list(b) for b in recorded if list(b) not in allocations]  # a ground truth only grows
     jobs = {tuple(b): make_jobs((b, [1] * sum(b), 0.0, 0)) for b in allocations}
-    metrics, provenance = train_cached(jobs, config, train_set, eval_set, args, f"{len(allocations)} allocations", cached_only=args.cached_only)
+    what = f"{len(allocations)} allocations" + (f" ({len(recorded)} recorded in {args.extend}, not trained)" if recorded else "")
+    trained, provenance = train_cached({k: g for k, g in jobs.items() if k not in recorded}, config, train_set, eval_set, args, what,
+                                       cached_only=args.cached_only)
+    metrics = {k: recorded[k].runs if k in recorded else trained[k] for k in jobs if k in recorded or k in trained}
     if args.cached_only and len(metrics) < 3:  # tau needs 3
         raise SystemExit(f"--cached-only: expected >= 3 allocations with every seed cached, got {len(metrics)}")
     cache = StandaloneCache(args.cache or default_cache_dir())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for blocks, runs in metrics.items():
         aps = [100 * m["AP"] for m in runs]
         rows.append({
             "blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1)),
-            "train_loss_end": [final_train_loss(cache.run_dir(j)) for j in jobs[blocks]],
+            "train_loss_end": recorded[blocks].train_loss_end if blocks in recorded else [final_train_loss(cache.run_dir(j)) for j in jobs[blocks]],
         })
     stats = variance_components([r["AP"] for r in rows])
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
@@ -254,7 +297,7 @@ def main() -> None:
             "max_reevaluation_diff": 100 * measured.max_reevaluation_diff,
             "share_of_seed_variance": (100 * measured.sd_within) ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None,
         }
-    checks = {}
+    checks: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[tuple[int, ...], float]] = {}  # each search's supernet AP of the ground truth's allocations
     for name, result in searches.items():  # each search's ranking audited against the one ground truth
         ranked = {tuple(a.blocks): (rank + 1, a.metrics["AP"]) for rank, a in enumerate(result.allocations)}
@@ -281,14 +324,14 @@ def main() -> None:
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
         }
-    differences = {}  # recipe against recipe: the difference of their tau on the allocations both scored, paired
+    differences: dict[str, dict[str, Any]] = {}  # recipe against recipe: the difference of their tau on the allocations both scored, paired
     names = list(scores)
     for i, first in enumerate(names):
         for second in names[i + 1:]:
             common = [b for b in scores[first] if b in scores[second]]
             diff = tau_difference([scores[first][b] for b in common], [scores[second][b] for b in common], [truth[b] for b in common])
             differences[f"{first} - {second}"] = {"allocations": len(common), "kendall_tau": {"value": diff.value, "ci": diff.ci}}
-    compared = {}
+    compared: dict[str, dict[str, Any]] = {}
     for other in args.compare:  # another ground truth (e.g. a shorter schedule) over the allocations both hold
         theirs = {tuple(r["blocks"]): r["mean"] for r in json.loads(other.read_text())["allocations"]}
         common = [b for b in truth if b in theirs]
@@ -296,14 +339,9 @@ def main() -> None:
         compared[str(other)] = {
             "allocations": len(common), "kendall_tau": {"value": tau.value, "ci": tau.ci}, "spearman_rho": {"value": rho.value, "ci": rho.ci},
         }
-    summary = {
-        "preset": args.preset, "family": args.family, "norm": config.norm, "iterations": args.iterations, "seeds": args.seeds,
-        "cached_only": args.cached_only,
-        "train_images": len(train_set), "eval_images": len(eval_set),
-        "data": {
-            "train": train_set.report.source, "eval": eval_set.report.source,
-            "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size)),
-        },
+    summary: dict[str, Any] = {
+        **identity, "cached_only": args.cached_only,
+        "extended_from": None if args.extend is None else {"file": str(args.extend), "allocations": len(recorded)},
         "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
         "tau_differences": differences,
         "compared": compared, "unit": "AP in percent",

@@ -185,6 +185,34 @@ def test_allocation_spread_cached_only_reports_a_partial_ground_truth(searched):
     assert against["allocations"] == len(partial["allocations"]) and against["kendall_tau"]["value"] == pytest.approx(1.0)
 
 
+def test_allocation_spread_extends_a_recorded_ground_truth_without_its_cache(searched):
+    """--extend: a ground truth's recorded runs stand in for a lost cache; only the new allocation trains,
+    the recorded rows (and the search's pick among them) stay as they were; a summary of other settings
+    is one clear error."""
+    tmp, search, spread = searched
+    fresh = tmp / "fresh"  # another stand-alone cache: none of the recorded runs is in it
+    out = fresh / "extended.json"
+    proc = run(fresh, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "5", "--seeds", "0", "1", "--out", str(out),
+               "--searches", str(search), "--extend", str(tmp / "spread.json"))
+    extended = json.loads(out.read_text())
+    rows = {tuple(r["blocks"]): r for r in extended["allocations"]}
+    recorded = {tuple(r["blocks"]): r for r in spread["allocations"]}
+    new = [b for b in rows if b not in recorded]
+    assert new and f"({len(recorded)} recorded in {tmp / 'spread.json'}, not trained) x 2 seeds" in proc.stdout  # the 3 + the pick, kept
+    assert f"{2 * len(new)} runs to train" in proc.stdout and extended["runs_trained_this_run"] == 2 * len(new)
+    assert all(rows[b] == r for b, r in recorded.items())
+    assert extended["extended_from"] == {"file": str(tmp / "spread.json"), "allocations": len(recorded)}
+    result = json.loads((search / "result.json").read_text())
+    supernet = {tuple(a["blocks"]): a["AP"] for a in result["stage_search"]["allocations"]}
+    tau = scipy.stats.kendalltau([supernet[b] for b in rows], [r["mean"] for r in rows.values()]).statistic
+    assert extended["searches"][str(search)]["kendall_tau"]["value"] == pytest.approx(tau)
+    proc = run(fresh, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "4", "--seeds", "0", "--out", str(out),
+               "--extend", str(tmp / "spread.json"), ok=False)
+    assert proc.stderr.strip().splitlines()[-1] == f"--extend: expected a ground truth with seeds [0], got [0, 1] in {tmp / 'spread.json'}"
+    proc = run(fresh, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--out", str(out), "--extend", str(search / "result.json"), ok=False)
+    assert proc.stderr.strip().splitlines()[-1].startswith("--extend: expected a JSON summary of this script (with its allocations), got")
+
+
 def test_stage_finetune_ranking_ranks_the_ground_truth_after_fine_tuning(searched):
     """Each ground-truth allocation fine-tuned from the stage supernet and scored: tau against the same
     means as allocation_spread.py's check, before (the supernet's own scores) and after."""
