@@ -33,6 +33,10 @@ closely the seed-to-seed AP differences follow it (optimisation noise or not).
 ``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
 would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
+``--archval-noise`` says, for each search, how much of its stage table is archval-image sampling (the
+split-half reliability of its scores, ``crnas.search.confidence.split_half``) and how far τ moves when
+only the archval images are resampled — what a larger archval could buy (from the detections the search
+stored; no training).
 ``--extend EARLIER.json`` grows a ground truth this script wrote before (same preset, norm, schedule,
 seeds and data): the runs it records stand in for cached ones, its allocations stay in, and only the
 new ones train — so a ground truth survives the loss of its cache (e.g. ``--allocations 27`` over a
@@ -57,6 +61,7 @@ import torch
 from crnas.cli.common import data_spec, load_dataset
 from crnas.data import DetectionDataset, split
 from crnas.detection import NORMS
+from crnas.eval.bootstrap import bootstrap_weights
 from crnas.search.algorithms import rank_allocations, read_stage_log
 from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
 from crnas.search.config import SearchConfig
@@ -176,6 +181,34 @@ def recorded_runs(path: Path, identity: dict[str, Any]) -> dict[tuple[int, ...],
     }
 
 
+def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int, ...], float], resamples: int = 300) -> dict[str, Any]:
+    """How much of ``search_dir``'s stage ranking is archval-image sampling: the split-half reliability
+    of its whole table, and Kendall τ against ``truth`` (ground-truth means) over the allocations both
+    hold, under ``resamples`` bootstrap draws of the archval images (mean, sd, 2.5 and 97.5 percentiles)."""
+    from crnas.search.confidence import DetectionStore, split_half, stage_evaluations
+
+    config = ranking.config
+    _, archval = split(load_dataset(dict(config.data)), config.val_fraction, config.seed)
+    blocks = [a.blocks for a in ranking.allocations]
+    evaluations = stage_evaluations(blocks, DetectionStore(search_dir / "detections" / "stage"), archval, max_detections=config.max_detections)
+    if evaluations is None:
+        raise SystemExit(f"--archval-noise: expected the archval detections of every allocation in {search_dir / 'detections' / 'stage'}, "
+                         "some are missing (a search without them, or only its stage table)")
+    halves = split_half(evaluations, seed=config.seed)
+    common = [i for i, b in enumerate(blocks) if tuple(b) in truth]
+    weights = bootstrap_weights(evaluations[0].num_images, resamples, config.seed)
+    resampled = np.stack([evaluations[i].ap(weights) for i in common])  # [allocations, resamples]
+    means = [truth[tuple(blocks[i])] for i in common]
+    taus = np.array([scipy.stats.kendalltau(resampled[:, s], means).statistic for s in range(resamples)])
+    return {
+        "split_half": halves.to_dict(),
+        "kendall_tau_archval_resampled": {
+            "allocations": len(common), "resamples": resamples, "mean": float(taus.mean()), "sd": float(taus.std(ddof=1)),
+            "interval": [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))],
+        },
+    }
+
+
 class StageRanking(NamedTuple):
     """What the ground truth checks of a search: its configuration and its stage table, best first."""
 
@@ -236,6 +269,9 @@ def main() -> None:
     ap.add_argument("--eval-noise", action="store_true",
                     help="evaluate every run again from its checkpoint and bootstrap the evaluation images: the part of the seed spread "
                          "that image sampling explains (about 10 s per run at the demo's scale)")
+    ap.add_argument("--archval-noise", action="store_true",
+                    help="for each search: the split-half reliability of its stage table and tau under archval resampling "
+                         "(from its stored detections)")
     ap.add_argument("--extend", type=Path, default=None, metavar="EARLIER.json",
                     help="a ground truth this script wrote with the same settings: its runs stand in for cached ones, its allocations "
                          "stay in, only new allocations train")
@@ -323,6 +359,7 @@ def main() -> None:
             "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
+            **({"archval_noise": archval_noise(Path(name), result, truth)} if args.archval_noise else {}),
         }
     differences: dict[str, dict[str, Any]] = {}  # recipe against recipe: the difference of their tau on the allocations both scored, paired
     names = list(scores)
@@ -368,6 +405,11 @@ def main() -> None:
         among = " (its best among the ground truth's)" if c["pick_among"] == "ground truth allocations" else ""
         print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick{among} {c['pick']} {c['pick_AP']:.2f} AP "
               f"vs baseline {base}")
+        if (noise := c.get("archval_noise")) is not None:
+            halves, tau = noise["split_half"], noise["kendall_tau_archval_resampled"]
+            print(f"  archval: split-half r {halves['r']:.2f}, reliability {halves['reliability']:.2f} ({halves['candidates']} allocations, "
+                  f"{halves['images']} images); tau under archval resampling {tau['mean']:+.2f} (sd {tau['sd']:.2f}, "
+                  f"{tau['interval'][0]:+.2f} .. {tau['interval'][1]:+.2f})")
     for name, d in differences.items():
         print(f"tau of {name}: {shown(d['kendall_tau'])} over {d['allocations']} allocations (paired bootstrap)")
 

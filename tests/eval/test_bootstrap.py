@@ -1,14 +1,17 @@
 """Bootstrap AP: per-image matching re-accumulated under weights equals pycocotools on the resampled
-images (copies as distinct images), and the confidence intervals are scipy's percentile intervals."""
+images (copies as distinct images), the confidence intervals are scipy's percentile intervals, and the
+split-half reliability is scipy's Pearson r of pycocotools' AP on the two halves."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.stats
+import torch
 from crnas.data.base import DetectionDataset
 from crnas.eval import collect_detections, score_detections
 from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights, percentile_interval
+from crnas.search.confidence import random_halves, split_half
 from oracles import Oracle, noisy, perfect
 
 
@@ -78,3 +81,47 @@ def test_percentile_interval_is_scipys_percentile_method():
     samples = res.bootstrap_distribution
     lo, hi = percentile_interval(samples, 0.9)
     assert (lo, hi) == pytest.approx((res.confidence_interval.low, res.confidence_interval.high), abs=1e-12)
+
+
+def _jittered(scale: float):
+    """A candidate detector: every box jittered by ``scale`` of its size, scores random (per image)."""
+
+    def predict(target):
+        g = torch.Generator().manual_seed(int(1000 * scale) + target["image_id"])
+        boxes = target["boxes"].clone()
+        boxes += torch.randn(boxes.shape, generator=g) * (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2) * scale
+        return {"boxes": boxes, "scores": torch.rand(len(boxes), generator=g), "labels": target["labels"].clone()}
+
+    return predict
+
+
+def test_split_half_is_the_pearson_r_of_pycocotools_ap_on_the_two_halves(synthetic):
+    """The candidates' AP on each half of the images, scored by pycocotools on those images alone:
+    split_half's r is scipy's Pearson r between the halves (mean over the splits), its reliability
+    Spearman-Brown's 2r / (1 + r)."""
+    candidates = [_records(synthetic, _jittered(scale)) for scale in (0.02, 0.08, 0.15, 0.3)]
+    evaluations = [ImageEvaluation.of(records, synthetic) for records in candidates]
+    result = split_half(evaluations, splits=3, seed=4)
+    order = {image_id: i for i, image_id in enumerate(evaluations[0].image_ids)}
+    rs = []
+    for half in random_halves(len(synthetic), 3, 4):
+        assert half.sum() == len(synthetic) // 2
+        sides = []
+        for side in (half, 1 - half):
+            picks = [i for i in range(len(synthetic)) if side[order[synthetic.target(i)["image_id"]]]]
+            subset = Resampled(synthetic, picks)
+            aps = []
+            for records in candidates:
+                by_index = {r["index"]: r for r in records}
+                aps.append(score_detections([{**by_index[p], "index": i, "image_id": 1000 + i} for i, p in enumerate(picks)], subset)["AP"])
+            sides.append(aps)
+        rs.append(scipy.stats.pearsonr(*sides).statistic)
+    assert result.r == pytest.approx(np.mean(rs), abs=1e-9) and result.reliability == pytest.approx(2 * result.r / (1 + result.r))
+    assert (result.splits, result.candidates, result.images) == (3, 4, len(synthetic))
+    assert np.array_equal(random_halves(10, 3, 4), random_halves(10, 3, 4))
+    with pytest.raises(ValueError, match="at least 3 candidates"):
+        split_half(evaluations[:2])
+    renumbered = Resampled(synthetic, list(range(len(synthetic))))  # the same images under other ids
+    other = ImageEvaluation.of(_records(renumbered, _jittered(0.05)), renumbered)
+    with pytest.raises(ValueError, match="same images"):
+        split_half([*evaluations, other])

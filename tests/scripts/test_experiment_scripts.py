@@ -123,12 +123,19 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
     tmp, search, spread = searched
     out = tmp / "nopicks.json"
     proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
-               "--searches", str(search), "--no-picks")
+               "--searches", str(search), "--no-picks", "--archval-noise")
     assert "0 runs to train" in proc.stdout
     check = json.loads(out.read_text())["searches"][str(search)]
-    table = [tuple(a["blocks"]) for a in json.loads((search / "result.json").read_text())["stage_search"]["allocations"]]
+    result = json.loads((search / "result.json").read_text())
+    table = [tuple(a["blocks"]) for a in result["stage_search"]["allocations"]]
     truth = [tuple(r["blocks"]) for r in spread["allocations"][:3]]
     assert tuple(check["pick"]) == min(truth, key=table.index) and check["pick_among"] == "ground truth allocations"
+    # --archval-noise: the whole table's split-half reliability, and tau over the 3 under archval resampling
+    halves, resampled = check["archval_noise"]["split_half"], check["archval_noise"]["kendall_tau_archval_resampled"]
+    assert (halves["candidates"], halves["images"]) == (len(table), result["data"]["archval"])
+    assert halves["reliability"] == pytest.approx(2 * halves["r"] / (1 + halves["r"])) and -1 <= halves["r"] <= 1
+    assert resampled["allocations"] == 3 and resampled["resamples"] == 300 and resampled["interval"][0] <= resampled["interval"][1]
+    assert "  archval: split-half r" in proc.stdout
 
 
 def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
@@ -151,6 +158,9 @@ def test_allocation_spread_checks_a_search_still_in_its_later_phases(searched):
     difference, n = checked["tau_differences"][f"{search} - {running}"], len(checked["allocations"])
     assert difference == {"allocations": n, "kendall_tau": {"value": 0.0, "ci": [0.0, 0.0]}} and check["split"] is None
     assert f"tau of {search} - {running}: +0.00 [+0.00, +0.00] over {n} allocations (paired bootstrap)" in proc.stdout
+    proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "1", "--out", str(out),
+               "--searches", str(running), "--no-picks", "--archval-noise", ok=False)  # its table, not its detections
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"--archval-noise: expected the archval detections of every allocation in {running}")
     lines = (running / "stage_search.jsonl").read_text().splitlines()
     (running / "stage_search.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     proc = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--out", str(out),

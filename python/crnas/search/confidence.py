@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+import scipy.stats
 import torch
+from numpy.typing import NDArray
 
 from crnas import distributed
 from crnas.data.base import DetectionDataset
@@ -28,7 +31,7 @@ from crnas.eval.detections import Record
 
 __all__ = [
     "Lead", "Confidence", "DetectionStore", "compare_to_winner", "stage_confidence", "step_confidence", "allocation_key", "step_key",
-    "NOISE_ADVICE",
+    "NOISE_ADVICE", "SplitHalf", "split_half", "random_halves", "stage_evaluations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,6 +108,63 @@ class Confidence:
             f"({100 * self.level:.0f}% CI {100 * lo:+.2f} .. {100 * hi:+.2f}); {self.indistinguishable} of "
             f"{self.candidates - 1} other candidates indistinguishable from it"
         )
+
+
+@dataclass(frozen=True)
+class SplitHalf:
+    """How much of a table's spread in AP is archval-image sampling: ``r`` is the Pearson correlation
+    between the candidates' AP on one random half of archval and on the other (the mean over ``splits``
+    halvings), ``reliability`` the Spearman–Brown estimate for the whole archval, 2r / (1 + r) — the
+    share of the candidates' AP variance that another archval of the same size would reproduce. A
+    larger archval raises it (k times the images: kR / (1 + (k − 1)R))."""
+
+    r: float
+    reliability: float
+    splits: int
+    candidates: int
+    images: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"r": self.r, "reliability": self.reliability, "splits": self.splits, "candidates": self.candidates, "images": self.images}
+
+
+def random_halves(num_images: int, splits: int, seed: int) -> NDArray[np.float64]:
+    """``[splits, num_images]`` 0/1 image weights: each row one random half of the images (the first
+    ``num_images // 2`` of a permutation); its complement, ``1 - row``, is the other half."""
+    rng = np.random.default_rng(seed)
+    halves = np.zeros((splits, num_images))
+    for row in halves:
+        row[rng.permutation(num_images)[: num_images // 2]] = 1.0
+    return halves
+
+
+def split_half(evaluations: Sequence[ImageEvaluation], *, splits: int = 20, seed: int = 0) -> SplitHalf:
+    """:class:`SplitHalf` of the candidates ``evaluations`` (their archval matchings, on the same images;
+    at least 3 candidates and 4 images)."""
+    if len(evaluations) < 3:
+        raise ValueError(f"evaluations: expected at least 3 candidates, got {len(evaluations)}")
+    ids = evaluations[0].image_ids
+    if any(e.image_ids != ids for e in evaluations):
+        raise ValueError("evaluations: expected every candidate scored on the same images")
+    if len(ids) < 4:
+        raise ValueError(f"evaluations: expected at least 4 archval images, got {len(ids)}")
+    halves = random_halves(len(ids), splits, seed)
+    first = np.stack([e.ap(halves) for e in evaluations])  # [candidates, splits]
+    second = np.stack([e.ap(1.0 - halves) for e in evaluations])
+    rs = [scipy.stats.pearsonr(first[:, s], second[:, s]).statistic for s in range(splits)]
+    r = float(np.nanmean(rs))  # a half where every candidate scores alike has no correlation
+    return SplitHalf(r, 2 * r / (1 + r), splits, len(evaluations), len(ids))
+
+
+def stage_evaluations(
+    allocations: Sequence[Sequence[int]], store: DetectionStore[list[Record]], archval: DetectionDataset, *, max_detections: int = MAX_DETECTIONS
+) -> list[ImageEvaluation] | None:
+    """The stored archval matchings of a stage search's ``allocations``; ``None`` when one's detections
+    were not kept."""
+    stored = [store.load(allocation_key(b)) for b in allocations]
+    if any(d is None for d in stored):
+        return None
+    return [ImageEvaluation.of(d, archval, max_detections=max_detections) for d in stored if d is not None]
 
 
 #: What a store keeps per key: one candidate's records (stage search) or every candidate's (greedy step).
