@@ -219,14 +219,15 @@ def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):
     assert set(before) == set(after) == set(phases) and all(after[p] >= before[p] for p in phases)
     assert (run / "detections" / "dilation" / "final.pt").stat().st_mtime_ns > scored_before  # the final check ran again
     old = json.loads(json.dumps(expected))
-    del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["dilation_fallback"]
+    del old["stage_search"]["fallback"], old["dilation_search"]["final"], old["config"]["dilation_fallback"], old["stage_search"]["archval"]
     record = SearchResult.from_dict(old)
-    # ... and it ran without the final check
+    # ... and it ran without the final check (nor the archval reliability)
     assert not record.stage_search.fallback and record.dilation_search.final is None and not record.config.dilation_fallback
+    assert record.stage_search.archval is None
 
 
 def test_result_records_the_confidence_of_every_ranking(reference):
-    out, result, _ = reference
+    out, result, stdout = reference
     stage = result["stage_search"]["confidence"]
     assert stage["winner"] == result["stage_search"]["allocations"][0]["blocks"] and stage["reference"] == result["baseline"]["blocks"]
     lo, hi = stage["lead"]["ci"]
@@ -237,6 +238,23 @@ def test_result_records_the_confidence_of_every_ranking(reference):
         assert conf["winner"] == step["beam"][0] and conf["reference"] == step["beam"][1]
         assert conf["lead"]["value"] >= 0 and conf["lead"]["ci"][0] <= conf["lead"]["value"] <= conf["lead"]["ci"][1]
     assert len(list((out / "detections" / "stage").glob("*.pt"))) == len(result["stage_search"]["allocations"])
+    # the table's split-half archval reliability, from the same stored detections (None: no AP differences to correlate)
+    from crnas.cli.common import load_dataset
+    from crnas.data import split
+    from crnas.data.seeding import derive_seed
+    from crnas.search.confidence import DetectionStore, split_half, stage_evaluations
+    from crnas.search.driver import CONFIDENCE
+
+    config = result["config"]
+    _, archval = split(load_dataset(config["data"]), config["val_fraction"], config["seed"])
+    blocks = [a["blocks"] for a in result["stage_search"]["allocations"]]
+    evaluations = stage_evaluations(blocks, DetectionStore(out / "detections" / "stage"), archval, max_detections=config["max_detections"])
+    try:
+        expected = split_half(evaluations, seed=derive_seed(config["seed"], CONFIDENCE)).to_dict()
+    except ValueError:
+        expected = None
+    assert result["stage_search"]["archval"] == expected
+    assert ("stage search: archval reliability" in stdout) == (expected is not None)
     final = result["dilation_search"]["final"]["confidence"]  # the fine-tuned pick against fine-tuned all-dilation-1
     assert final["candidates"] == 2 and final["resamples"] == 200 and final["images"] == result["data"]["archval"]
     assert (out / "detections" / "dilation" / "final.pt").is_file() and (out / "detections" / "dilation" / "final-finetuned.pt").is_file()

@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         print(confidence.summary(what))
         if not confidence.lead.significant:
             print(f"  warning: {NOISE_ADVICE}")
+    if result.stage_search.archval is not None:
+        print(result.stage_search.archval.summary("stage search"))
     final = result.dilation_search.final
     if final is not None:
         how = "supernet scores" if final.finetuned is None else f"after {result.config.finetune_check} fine-tuning iterations each"

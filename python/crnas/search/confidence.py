@@ -31,7 +31,7 @@ from crnas.eval.detections import Record
 
 __all__ = [
     "Lead", "Confidence", "DetectionStore", "compare_to_winner", "stage_confidence", "step_confidence", "allocation_key", "step_key",
-    "NOISE_ADVICE", "SplitHalf", "split_half", "random_halves", "stage_evaluations",
+    "NOISE_ADVICE", "SplitHalf", "split_half", "random_halves", "stage_evaluations", "compare_evaluations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class SplitHalf:
     between the candidates' AP on one random half of archval and on the other (the mean over ``splits``
     halvings), ``reliability`` the Spearman–Brown estimate for the whole archval, 2r / (1 + r) — the
     share of the candidates' AP variance that another archval of the same size would reproduce. A
-    larger archval raises it (k times the images: kR / (1 + (k − 1)R))."""
+    larger archval raises it (k times the images: kR / (1 + (k − 1)R)). ``splits`` counts the halvings on
+    which both halves' AP varied across the candidates (the others carry no correlation)."""
 
     r: float
     reliability: float
@@ -126,6 +127,19 @@ class SplitHalf:
 
     def to_dict(self) -> dict[str, object]:
         return {"r": self.r, "reliability": self.reliability, "splits": self.splits, "candidates": self.candidates, "images": self.images}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SplitHalf:
+        return cls(float(d["r"]), float(d["reliability"]), int(d["splits"]), int(d["candidates"]), int(d["images"]))
+
+    def with_images(self, factor: float) -> float:
+        """Spearman–Brown: the reliability of an archval ``factor`` times as large."""
+        return factor * self.reliability / (1 + (factor - 1) * self.reliability)
+
+    def summary(self, what: str) -> str:
+        """One line: the reliability, and what 4 times the archval images would give."""
+        return (f"{what}: archval reliability {self.reliability:.2f} (split-half r {self.r:.2f} over {self.candidates} candidates, "
+                f"{self.images} images; 4x the images: {self.with_images(4):.2f})")
 
 
 def random_halves(num_images: int, splits: int, seed: int) -> NDArray[np.float64]:
@@ -151,9 +165,11 @@ def split_half(evaluations: Sequence[ImageEvaluation], *, splits: int = 20, seed
     halves = random_halves(len(ids), splits, seed)
     first = np.stack([e.ap(halves) for e in evaluations])  # [candidates, splits]
     second = np.stack([e.ap(1.0 - halves) for e in evaluations])
-    rs = [scipy.stats.pearsonr(first[:, s], second[:, s]).statistic for s in range(splits)]
-    r = float(np.nanmean(rs))  # a half where every candidate scores alike has no correlation
-    return SplitHalf(r, 2 * r / (1 + r), splits, len(evaluations), len(ids))
+    varied = [s for s in range(splits) if np.ptp(first[:, s]) > 0 and np.ptp(second[:, s]) > 0]
+    if not varied:
+        raise ValueError("evaluations: every candidate scores alike on a half of archval; no reliability to measure")
+    r = float(np.mean([scipy.stats.pearsonr(first[:, s], second[:, s]).statistic for s in varied]))
+    return SplitHalf(r, 2 * r / (1 + r), len(varied), len(evaluations), len(ids))
 
 
 def stage_evaluations(
@@ -212,6 +228,22 @@ def compare_to_winner(
     if not detections:
         raise ValueError("detections: expected at least one candidate, got none")
     evaluations = [ImageEvaluation.of(d, archval, max_detections=max_detections) for d in detections]
+    return compare_evaluations(evaluations, names, winner, reference, resamples=resamples, level=level, seed=seed)
+
+
+def compare_evaluations(
+    evaluations: Sequence[ImageEvaluation],
+    names: Sequence[list[int]],
+    winner: int,
+    reference: int,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Confidence:
+    """:func:`compare_to_winner` on the candidates' archval matchings."""
+    if not evaluations:
+        raise ValueError("detections: expected at least one candidate, got none")
     ids = evaluations[0].image_ids
     for name, e in zip(names, evaluations):
         if e.image_ids != ids:
@@ -230,34 +262,29 @@ def compare_to_winner(
         ref_lead = next(lead for i, lead in leads if i == reference)
     return Confidence(
         winner=list(names[winner]), reference=list(names[reference]), lead=ref_lead,
-        indistinguishable=sum(lead.ci[0] <= 0 <= lead.ci[1] for _, lead in leads), candidates=len(detections),
+        indistinguishable=sum(lead.ci[0] <= 0 <= lead.ci[1] for _, lead in leads), candidates=len(evaluations),
         images=len(ids), resamples=resamples, level=level,
     )
 
 
 def stage_confidence(
     allocations: Sequence[Sequence[int]],
-    store: DetectionStore[list[Record]],
-    archval: DetectionDataset,
+    evaluations: Sequence[ImageEvaluation] | None,
     baseline: Sequence[int],
     *,
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
-    max_detections: int = MAX_DETECTIONS,
 ) -> Confidence | None:
     """The stage search's winner (``allocations[0]``, the table's blocks best first) against the baseline
-    allocation (the runner-up when the baseline is not in the space); ``None`` when a candidate's
-    detections were not kept (a search written by an older crnas)."""
+    allocation (the runner-up when the baseline is not in the space), from their archval matchings
+    (:func:`stage_evaluations`); ``None`` without them (detections not kept: a search written by an
+    older crnas) or with a single allocation."""
     names = [list(b) for b in allocations]
-    stored = [store.load(allocation_key(b)) for b in names]
-    detections = [d for d in stored if d is not None]
-    if len(detections) < len(stored) or len(names) < 2:
+    if evaluations is None or len(names) < 2:
         return None
     reference = names.index(list(baseline)) if list(baseline) in names else 1
-    return compare_to_winner(
-        detections, names, 0, reference, archval, resamples=resamples, level=level, seed=seed, max_detections=max_detections
-    )
+    return compare_evaluations(evaluations, names, 0, reference, resamples=resamples, level=level, seed=seed)
 
 
 def step_confidence(

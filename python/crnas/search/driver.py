@@ -33,11 +33,22 @@ from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.data.seeding import derive_seed
 from crnas.detection import detection_limit, norm_by_name
+from crnas.eval.bootstrap import ImageEvaluation
 from crnas.eval.detections import Record
 from crnas.jsonfile import write_json
 from crnas.search.algorithms import final_check, greedy_dilation_search, stage_search
 from crnas.search.callbacks import DifferentiableSearch, PathSampler, StageSampler
-from crnas.search.confidence import NOISE_ADVICE, Confidence, DetectionStore, stage_confidence, step_confidence, step_key
+from crnas.search.confidence import (
+    NOISE_ADVICE,
+    Confidence,
+    DetectionStore,
+    SplitHalf,
+    split_half,
+    stage_confidence,
+    stage_evaluations,
+    step_confidence,
+    step_key,
+)
 from crnas.search.config import LEGACY_WEIGHT_SETTINGS, SearchConfig
 from crnas.search.result import DilationSearch, FinalCheck, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
 from crnas.search.scoring import Scorer
@@ -127,6 +138,19 @@ def _log_confidence(conf: Confidence | None, what: str, baseline_name: str = "th
     logger.info("%s", conf.summary(what))
     if not conf.lead.significant:
         logger.warning("%s: the winner cannot be told apart from %s; %s", what, baseline_name, NOISE_ADVICE)
+
+
+def _reliability(evaluations: Sequence[ImageEvaluation] | None, seed: int) -> SplitHalf | None:
+    """The stage table's split-half archval reliability (docs/audit.md), logged; ``None`` without kept
+    detections, or with too few allocations, images or differences in AP to measure it."""
+    if evaluations is None or len(evaluations) < 3 or evaluations[0].num_images < 4:
+        return None
+    try:
+        halves = split_half(evaluations, seed=seed)
+    except ValueError:  # every allocation scores alike on the halves
+        return None
+    logger.info("%s", halves.summary("stage search"))
+    return halves
 
 
 def run_final_check(
@@ -273,11 +297,12 @@ def run_search(
     _add_time(out, "stage_search_s", t0)
     logger.info("stage search: best allocation %s (AP %.4f)", table[0].blocks, table[0].metrics["AP"])
     baseline = Architecture.baseline(config.family).replace(width=config.width)
+    evaluations = stage_evaluations([r.blocks for r in table], stage_store, archval, max_detections=scorer.max_detections)
     stage_conf = stage_confidence(
-        [r.blocks for r in table], stage_store, archval, baseline.blocks, resamples=config.bootstrap_resamples,
-        seed=derive_seed(config.seed, CONFIDENCE), max_detections=scorer.max_detections,
+        [r.blocks for r in table], evaluations, baseline.blocks, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE),
     )
     _log_confidence(stage_conf, "stage search")
+    stage_reliability = _reliability(evaluations, derive_seed(config.seed, CONFIDENCE))
     stage_fallback = config.stage_fallback and stage_conf is not None and stage_conf.reference == baseline.blocks and stage_conf.keeps_reference
     best_blocks = baseline.blocks if stage_fallback else table[0].blocks
     if stage_fallback:
@@ -353,7 +378,7 @@ def run_search(
             found=macs(found), baseline=macs(baseline), input_size=list(config.macs_input), detector=config.detector,
             convention={"description": "conv + linear MACs, whole detector without RoIAlign (docs/flops.md)", **convention},
         ),
-        stage_search=StageSearch(best=best_blocks, allocations=table, confidence=stage_conf, fallback=stage_fallback),
+        stage_search=StageSearch(best=best_blocks, allocations=table, confidence=stage_conf, fallback=stage_fallback, archval=stage_reliability),
         dilation_search=dilation_search,
         space=SearchedSpace(family=space.family, choices=space.choices, budget=space.budget, width=space.width, size=len(space)),
         data=SearchData(

@@ -27,7 +27,7 @@ from typing import Any, TypeAlias
 
 from crnas.arch import Architecture
 from crnas.jsonfile import read_record, write_json
-from crnas.search.confidence import Confidence
+from crnas.search.confidence import Confidence, SplitHalf
 from crnas.search.config import SearchConfig
 
 __all__ = [
@@ -80,25 +80,30 @@ class ScoredAllocation:
 class StageSearch:
     """The stage search: the chosen allocation (``best``), every scored allocation (best first), how sure
     the winner's lead over the baseline allocation is (``None`` for a search by an older crnas or without
-    kept detections), and ``fallback``: whether ``best`` is the baseline allocation, kept because the
-    winner could not be told apart from it (docs/design.md#fallback)."""
+    kept detections), ``fallback``: whether ``best`` is the baseline allocation, kept because the
+    winner could not be told apart from it (docs/design.md#fallback), and ``archval``: how much of the
+    table's spread another archval of the same size would reproduce (split-half reliability,
+    docs/audit.md; ``None`` where it cannot be measured or for a search by an older crnas)."""
 
     best: list[int]
     allocations: list[ScoredAllocation]
     confidence: Confidence | None = None
     fallback: bool = False
+    archval: SplitHalf | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "best": self.best, "allocations": [a.to_dict() for a in self.allocations],
             "confidence": None if self.confidence is None else self.confidence.to_dict(), "fallback": self.fallback,
+            "archval": None if self.archval is None else self.archval.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StageSearch:
+        archval = d.get("archval")
         return cls(
             list(d["best"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]], _confidence(d.get("confidence")),
-            bool(d.get("fallback", False)),
+            bool(d.get("fallback", False)), None if archval is None else SplitHalf.from_dict(archval),
         )
 
 
