@@ -225,8 +225,6 @@ def compare_to_winner(
 ) -> Confidence:
     """Paired bootstrap of candidate ``winner`` against candidate ``reference`` and against every other
     candidate, on the same ``resamples`` draws of the archval images (indices into ``detections``)."""
-    if not detections:
-        raise ValueError("detections: expected at least one candidate, got none")
     evaluations = [ImageEvaluation.of(d, archval, max_detections=max_detections) for d in detections]
     return compare_evaluations(evaluations, names, winner, reference, resamples=resamples, level=level, seed=seed)
 

@@ -143,11 +143,11 @@ def _log_confidence(conf: Confidence | None, what: str, baseline_name: str = "th
 def _reliability(evaluations: Sequence[ImageEvaluation] | None, seed: int) -> SplitHalf | None:
     """The stage table's split-half archval reliability (docs/audit.md), logged; ``None`` without kept
     detections, or with too few allocations, images or differences in AP to measure it."""
-    if evaluations is None or len(evaluations) < 3 or evaluations[0].num_images < 4:
+    if evaluations is None:
         return None
     try:
         halves = split_half(evaluations, seed=seed)
-    except ValueError:  # every allocation scores alike on the halves
+    except ValueError:  # split_half's preconditions: >= 3 allocations, >= 4 images, AP differences on the halves
         return None
     logger.info("%s", halves.summary("stage search"))
     return halves
