@@ -416,15 +416,18 @@ impl PyStageSpace {
     }
 
     /// ``k`` allocations drawn with replacement, reproducible from ``seed``: ``sampling="uniform"``
-    /// (every feasible allocation equally likely) or ``"balanced"`` (each stage's depth as close to
-    /// uniform over its feasible depths as the space allows; see :meth:`weights`).
+    /// (every feasible allocation equally likely), ``"balanced"`` (each stage's depth as close to
+    /// uniform over its feasible depths as the space allows; see :meth:`weights`) or
+    /// ``"independent"`` (each stage's depth uniform over its feasible depths, independently: the
+    /// draws need not keep the budget).
     #[pyo3(signature = (k, *, seed = 0, sampling = "uniform"))]
     fn sample(&self, k: usize, seed: u64, sampling: &str) -> PyResult<Vec<Vec<usize>>> {
         let sampling = Sampling::parse(sampling)?;
         Ok(self.0.sample_with(k, seed, sampling)?.iter().map(|a| a.to_vec()).collect())
     }
 
-    /// The probability of each allocation (in :meth:`allocations` order) under ``sampling``.
+    /// The probability of each allocation (in :meth:`allocations` order) under ``sampling``; under
+    /// ``"independent"`` they sum to the chance that a draw is feasible.
     #[pyo3(signature = (sampling = "uniform"))]
     fn weights(&self, sampling: &str) -> PyResult<Vec<f64>> {
         Ok(self.0.weights(Sampling::parse(sampling)?))

@@ -4,9 +4,12 @@
 //!   budget (a total block count, or MACs within a tolerance of the baseline's). Feasible
 //!   allocations are enumerated once; sampling draws uniform indices into that list, so it is
 //!   exactly uniform (counting, not rejection) and reproducible from a seed.
-//! - [`Sampling`]: uniform over the feasible allocations (the paper's), or `balanced`: the weights
+//! - [`Sampling`]: uniform over the feasible allocations (the paper's); `balanced`: the weights
 //!   that make each stage's depth as close to uniform as the budget allows (maximum total entropy of
-//!   the per-stage depth distributions; FairNAS-style per-stage balance).
+//!   the per-stage depth distributions; FairNAS-style per-stage balance); or `independent`: each
+//!   stage's depth uniform over its feasible depths, drawn independently, so the budget is not kept
+//!   while the supernet trains (every depth of every stage trained equally often; the search still
+//!   scores feasible allocations only).
 //! - The joint space (allocation × one dilation per block) and uniform sampling from it.
 //! - [`sample_paths`]: per-sample one-hot dilation choices `[B, N, D]` for a batch, as a tensor on
 //!   the requested device — the `mix` input of the fused convolution.
@@ -37,15 +40,19 @@ pub enum Sampling {
     Uniform,
     /// Each stage's depth as close to uniform over its feasible depths as the space allows.
     Balanced,
+    /// Each stage's depth uniform over its feasible depths, independently of the other stages: draws
+    /// fall outside the budget (ResNet50: 23 blocks on average against 16).
+    Independent,
 }
 
 impl Sampling {
-    pub const ALL: [Sampling; 2] = [Sampling::Uniform, Sampling::Balanced];
+    pub const ALL: [Sampling; 3] = [Sampling::Uniform, Sampling::Balanced, Sampling::Independent];
 
     pub fn name(self) -> &'static str {
         match self {
             Sampling::Uniform => "uniform",
             Sampling::Balanced => "balanced",
+            Sampling::Independent => "independent",
         }
     }
 
@@ -251,21 +258,42 @@ impl StageSpace {
         Ok((0..k).map(|_| self.allocations[rng.random_range(0..self.len())]).collect())
     }
 
-    /// The probability of each allocation (in [`Self::allocations`] order) under `sampling`.
+    /// The probability of each allocation (in [`Self::allocations`] order) under `sampling`. Under
+    /// [`Sampling::Independent`] they sum to the chance that a draw is feasible (below 1).
     pub fn weights(&self, sampling: Sampling) -> Vec<f64> {
         match sampling {
             Sampling::Uniform => vec![1.0 / self.len() as f64; self.len()],
             Sampling::Balanced => balanced_weights(&self.allocations),
+            Sampling::Independent => {
+                let p: f64 = self.feasible_depths().iter().map(|d| 1.0 / d.len() as f64).product();
+                vec![p; self.len()]
+            }
         }
     }
 
+    /// Each stage's depths that occur in at least one feasible allocation, ascending.
+    pub fn feasible_depths(&self) -> [Vec<usize>; 4] {
+        std::array::from_fn(|s| {
+            let mut depths: Vec<usize> = self.allocations.iter().map(|a| a[s]).collect();
+            depths.sort_unstable();
+            depths.dedup();
+            depths
+        })
+    }
+
     /// `k` allocations drawn (with replacement) under `sampling`; [`Sampling::Uniform`] draws exactly
-    /// what [`Self::sample`] draws for the same seed.
+    /// what [`Self::sample`] draws for the same seed. [`Sampling::Independent`] draws block counts
+    /// that need not be feasible (each stage's depth among its feasible depths).
     pub fn sample_with(&self, k: usize, seed: u64, sampling: Sampling) -> Result<Vec<[usize; 4]>> {
         if sampling == Sampling::Uniform {
             return self.sample(k, seed);
         }
         self.non_empty()?;
+        if sampling == Sampling::Independent {
+            let depths = self.feasible_depths();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            return Ok((0..k).map(|_| std::array::from_fn(|s| depths[s][rng.random_range(0..depths[s].len())])).collect());
+        }
         let mut total = 0.0;
         let cumulative: Vec<f64> = self.weights(sampling).iter().map(|w| {
             total += w;
@@ -550,6 +578,31 @@ mod tests {
         assert!(draws.iter().all(|a| s.contains(a)));
         assert_eq!(Sampling::parse("balanced").unwrap(), Sampling::Balanced);
         assert!(Sampling::parse("fair").is_err());
+    }
+
+    #[test]
+    fn independent_sampling_trains_every_feasible_depth_equally_often() {
+        let s = StageSpace::paper(Family::Resnet50).unwrap();
+        let depths = s.feasible_depths();
+        assert_eq!(depths[0], (1..=10).collect::<Vec<_>>());
+        assert_eq!(depths[2], vec![2, 3, 5, 6, 9, 11]); // C4 = 14 .. 23 fits no 16-block allocation
+        assert_eq!(depths[3], vec![2, 3, 4, 6, 7, 9, 11]);
+        let draws = s.sample_with(60_000, 11, Sampling::Independent).unwrap();
+        assert_eq!(draws, s.sample_with(60_000, 11, Sampling::Independent).unwrap());
+        for (stage, stage_depths) in depths.iter().enumerate() {
+            for &d in stage_depths {
+                let share = draws.iter().filter(|a| a[stage] == d).count() as f64 / draws.len() as f64;
+                assert!((share - 1.0 / stage_depths.len() as f64).abs() < 0.01, "C{} = {d}: {share}", stage + 2);
+            }
+        }
+        // the budget is not kept: 5.5 + 5.5 + 6 + 6 = 23 blocks on average
+        let mean = draws.iter().map(|a| a.iter().sum::<usize>()).sum::<usize>() as f64 / draws.len() as f64;
+        assert!((mean - 23.0).abs() < 0.1, "{mean}");
+        let feasible = draws.iter().filter(|a| s.contains(*a)).count() as f64 / draws.len() as f64;
+        let w = s.weights(Sampling::Independent);
+        assert!((feasible - w.iter().sum::<f64>()).abs() < 0.005, "{feasible}");
+        assert!((w[0] - 1.0 / (10.0 * 10.0 * 6.0 * 7.0)).abs() < 1e-15);
+        assert_eq!(Sampling::parse("independent").unwrap(), Sampling::Independent);
     }
 
     #[test]

@@ -184,7 +184,7 @@ def test_stage_sampling_and_switches_are_checked():
     from crnas.search import preset
 
     assert preset("tiny").stage_sampling == "uniform" and preset("tiny", stage_sampling="balanced").stage_sampling == "balanced"
-    with pytest.raises(ValueError, match="stage_sampling: expected one of uniform, balanced, got 'fair'"):
+    with pytest.raises(ValueError, match="stage_sampling: expected one of uniform, balanced, independent, got 'fair'"):
         preset("tiny", stage_sampling="fair")
     assert all(preset(name).dilation_fallback and not preset(name).stage_fallback for name in ("tiny", "demo", "quality", "paper"))
     with pytest.raises(ValueError, match="finetune_check: expected an int >= 0, got -1"):

@@ -141,3 +141,30 @@ def test_inherited_supernet_gives_each_subnetwork_what_inherit_gives_its_model(f
             torch.testing.assert_close(mine[key], theirs[key], rtol=0, atol=0, msg=key)
     with pytest.raises(FileNotFoundError, match="weights_backbone: expected 'torchvision', a WeightsEnum or a state-dict file"):
         supernet.inherit(tmp_path / "missing.pt")
+
+
+def test_independent_stage_sampling_trains_allocations_outside_the_budget():
+    """StageSampler("independent") sets each step's draw of StageSpace.sample (seeded by the step), which
+    may break the budget; such a sub-network trains (a finite loss, gradients on its deepest blocks)."""
+    from crnas.data.seeding import derive_seed
+    from crnas.search.callbacks import STAGE_SAMPLE, StageSampler
+
+    space = SPACES["resnet50"]()
+    model = small_detector(space).train()
+    supernet = supernet_of(model)
+    sampler = StageSampler(space, seed=3, sampling="independent")
+    drawn = []
+    for step in range(40):
+        sampler.on_step_start(step, [], [], model)
+        drawn.append(supernet.allocation)
+        assert [supernet.allocation] == space.sample(1, seed=derive_seed(3, STAGE_SAMPLE, step), sampling="independent")
+    assert sum(blocks not in space for blocks in drawn) > 30  # 3.6% of the draws keep the budget
+    deepest = max(drawn, key=sum)
+    supernet.set_allocation(deepest)
+    images = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(2))]
+    targets = [{"boxes": torch.tensor([[4.0, 4.0, 40.0, 40.0]]), "labels": torch.tensor([1])}]
+    loss = sum(model(images, targets).values())
+    loss.backward()
+    assert torch.isfinite(loss)
+    last = getattr(supernet, f"layer{deepest.index(max(deepest)) + 1}")[max(deepest) - 1]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())

@@ -110,8 +110,28 @@ def test_balanced_sampling_maximises_the_stage_depth_entropy():
     counts = np.bincount([index[tuple(d)] for d in draws], minlength=len(space))
     assert scipy.stats.chisquare(counts, 20_000 * weights).pvalue > 0.001
     assert space.sample(40, seed=2) == space.sample(40, seed=2, sampling="uniform")
-    with pytest.raises(ValueError, match=r'sampling: expected one of uniform, balanced, got "fair"'):
+    with pytest.raises(ValueError, match=r'sampling: expected one of uniform, balanced, independent, got "fair"'):
         space.sample(1, sampling="fair")
+
+
+@pytest.mark.parametrize("family", ["resnet50", "mobilenet_v2"])
+def test_independent_sampling_draws_each_stage_depth_uniformly(family):
+    """Independent draws: each stage's depth uniform over the depths feasible allocations use (chi-square,
+    scipy), the stages independent of each other (contingency test on C2 x C3), the budget not kept."""
+    space = StageSpace.paper(family)
+    allocations = np.array(space.allocations())
+    draws = np.array(space.sample(30_000, seed=4, sampling="independent"))
+    for s in range(4):
+        depths = np.unique(allocations[:, s])
+        assert set(np.unique(draws[:, s])) == set(depths)
+        counts = [(draws[:, s] == d).sum() for d in depths]
+        assert scipy.stats.chisquare(counts).pvalue > 0.001
+    table = np.array([[((draws[:, 0] == a) & (draws[:, 1] == b)).sum() for b in np.unique(allocations[:, 1])] for a in np.unique(allocations[:, 0])])
+    assert scipy.stats.chi2_contingency(table).pvalue > 0.001
+    feasible = np.mean([d in space for d in draws.tolist()])
+    assert 0 < feasible < 0.5
+    assert feasible == pytest.approx(sum(space.weights("independent")), abs=0.01)
+    assert space.sample(20, seed=4, sampling="independent") == draws[:20].tolist()
 
 
 @settings(max_examples=50, deadline=None)

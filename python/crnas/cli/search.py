@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stage-sampling", choices=SAMPLINGS,
-        help="stage supernet: allocations drawn uniformly (default) or balanced per stage depth (docs/design.md#stage-sampling)",
+        help="stage supernet: allocations drawn uniformly (default), balanced per stage depth, or each stage's depth uniform "
+        "and independent of the others, outside the budget while training (docs/design.md#stage-sampling)",
     )
     parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,

@@ -74,7 +74,8 @@ class SearchConfig:
     #: Op-supernet training samples one path per image (the batch grouped by dilation) instead of per batch.
     per_sample_paths: bool = True
     #: How the stage supernet draws its allocation per step (``crnas.arch.SAMPLINGS``): ``uniform`` over the
-    #: feasible allocations (the paper's) or ``balanced`` per stage depth (docs/design.md#stage-sampling).
+    #: feasible allocations (the paper's), ``balanced`` per stage depth, or ``independent`` (each stage's
+    #: depth uniform, the budget not kept while training) (docs/design.md#stage-sampling).
     stage_sampling: str = "uniform"
     #: Initialise the stage supernet (and so the operation supernet) from these backbone weights —
     #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
