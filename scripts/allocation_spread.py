@@ -185,7 +185,9 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     """How much of ``search_dir``'s stage ranking is archval-image sampling: the split-half reliability
     of its whole table, and Kendall τ against ``truth`` (ground-truth means) over the allocations both
     hold, under ``resamples`` bootstrap draws of the archval images (mean, sd, 2.5 and 97.5 percentiles)."""
+    from crnas.data.seeding import derive_seed
     from crnas.search.confidence import DetectionStore, split_half, stage_evaluations
+    from crnas.search.driver import CONFIDENCE
 
     config = ranking.config
     _, archval = split(load_dataset(dict(config.data)), config.val_fraction, config.seed)
@@ -194,9 +196,10 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     if evaluations is None:
         raise SystemExit(f"--archval-noise: expected the archval detections of every allocation in {search_dir / 'detections' / 'stage'}, "
                          "some are missing (a search without them, or only its stage table)")
-    halves = split_half(evaluations, seed=config.seed)
+    seed = derive_seed(config.seed, CONFIDENCE)  # the search's own halving and resamples (its stage_search.archval)
+    halves = split_half(evaluations, seed=seed)
     common = [i for i, b in enumerate(blocks) if tuple(b) in truth]
-    weights = bootstrap_weights(evaluations[0].num_images, resamples, config.seed)
+    weights = bootstrap_weights(evaluations[0].num_images, resamples, seed)
     resampled = np.stack([evaluations[i].ap(weights) for i in common])  # [allocations, resamples]
     means = [truth[tuple(blocks[i])] for i in common]
     taus = np.array([scipy.stats.kendalltau(resampled[:, s], means).statistic for s in range(resamples)])

@@ -134,6 +134,7 @@ def test_allocation_spread_without_picks_trains_nothing_new(searched):
     halves, resampled = check["archval_noise"]["split_half"], check["archval_noise"]["kendall_tau_archval_resampled"]
     assert (halves["candidates"], halves["images"]) == (len(table), result["data"]["archval"])
     assert halves["reliability"] == pytest.approx(2 * halves["r"] / (1 + halves["r"])) and -1 <= halves["r"] <= 1
+    assert halves == result["stage_search"]["archval"]  # the halving the search itself recorded
     assert resampled["allocations"] == 3 and resampled["resamples"] == 300 and resampled["interval"][0] <= resampled["interval"][1]
     assert "  archval: split-half r" in proc.stdout
 
