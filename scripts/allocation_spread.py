@@ -29,7 +29,9 @@ Data: the preset's synthetic data at fresh data seeds (the search's seed + 1000 
 for evaluation), or --coco / --voc (split by --holdout). The printed spread ends with the seeds per
 allocation a τ ceiling of 0.6 takes at the measured variances (docs/audit.md#tau-ceiling).
 Each run's final training loss (its checkpoint's loss history) is recorded beside its AP, with how
-closely the seed-to-seed AP differences follow it (optimisation noise or not).
+closely the seed-to-seed AP differences follow it (optimisation noise or not). The ground truth's means
+and each search's supernet scores are fitted on the stage depths (linear and log, ``depth_fit``): where
+a supernet's scores bend away from the stand-alone AP, depth by depth.
 ``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
 would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
@@ -212,6 +214,25 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     }
 
 
+def depth_fit(blocks: list[list[int]] | list[tuple[int, ...]], ap: list[float]) -> dict[str, Any] | None:
+    """How AP (percent) follows the stage depths, by least squares: ``linear``, AP ≈ a + Σ c_s·d_s (with a
+    constant total of blocks the last stage is left out, so c_s is the AP of moving one block from it into
+    stage s), and ``log``, AP ≈ a + Σ_s b_s·log d_s (diminishing returns per stage), each with its R².
+    ``None`` with fewer allocations than the log model has parameters + 2, or a constant AP."""
+    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
+    if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
+        return None
+    constant_total = np.ptp(d.sum(axis=1)) == 0
+
+    def fit(x: np.ndarray) -> dict[str, Any]:
+        design = np.column_stack([np.ones(len(y)), x])
+        coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
+        residual = y - design @ coefficients
+        return {"coefficients": coefficients[1:].tolist(), "r2": float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))}
+
+    return {"linear": {**fit(d[:, :-1] if constant_total else d), "last_stage_is_reference": bool(constant_total)}, "log": fit(np.log(d))}
+
+
 class StageRanking(NamedTuple):
     """What the ground truth checks of a search: its configuration and its stage table, best first."""
 
@@ -362,6 +383,10 @@ def main() -> None:
             "top3_overlap": audit.top3_overlap, "regret": 100 * audit.regret, "pick": audit.pick,
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
+            "depth_fit": {
+                "table": depth_fit([a.blocks for a in result.allocations], [100 * a.metrics["AP"] for a in result.allocations]),
+                "ground_truth_allocations": depth_fit(list(scores[name]), [100 * v for v in scores[name].values()]),
+            },
             **({"archval_noise": archval_noise(Path(name), result, truth)} if args.archval_noise else {}),
         }
     differences: dict[str, dict[str, Any]] = {}  # recipe against recipe: the difference of their tau on the allocations both scored, paired
@@ -382,7 +407,8 @@ def main() -> None:
     summary: dict[str, Any] = {
         **identity, "cached_only": args.cached_only,
         "extended_from": None if args.extend is None else {"file": str(args.extend), "allocations": len(recorded)},
-        "allocations": rows, "anova": asdict(stats), "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
+        "allocations": rows, "depth_fit": depth_fit([r["blocks"] for r in rows], [r["mean"] for r in rows]), "anova": asdict(stats),
+        "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
         "tau_differences": differences,
         "compared": compared, "unit": "AP in percent",
         **provenance,
@@ -401,6 +427,13 @@ def main() -> None:
         share = "n/a" if sampling["share_of_seed_variance"] is None else f"{100 * sampling['share_of_seed_variance']:.0f}%"
         print(f"evaluation-image sampling alone: seed sd {sampling['sd_within_eval']:.2f} AP ({share} of the seed variance); "
               f"re-evaluated AP within {sampling['max_reevaluation_diff']:.2g} of the cached")
+    def fitted(fit: dict[str, Any] | None) -> str:
+        if fit is None:
+            return "n/a"
+        return (f"R2 linear {fit['linear']['r2']:.2f} / log {fit['log']['r2']:.2f}; linear "
+                f"{' '.join(f'{c:+.2f}' for c in fit['linear']['coefficients'])}; log {' '.join(f'{b:+.2f}' for b in fit['log']['coefficients'])}")
+
+    print(f"AP on the stage depths (docs/results.md#depth-fit): ground truth {fitted(summary['depth_fit'])}")
     for name, c in compared.items():
         print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
     for name, c in checks.items():
@@ -408,6 +441,7 @@ def main() -> None:
         among = " (its best among the ground truth's)" if c["pick_among"] == "ground truth allocations" else ""
         print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick{among} {c['pick']} {c['pick_AP']:.2f} AP "
               f"vs baseline {base}")
+        print(f"  supernet AP on the stage depths: {fitted(c['depth_fit']['table'])}")
         if (noise := c.get("archval_noise")) is not None:
             halves, tau = noise["split_half"], noise["kendall_tau_archval_resampled"]
             print(f"  archval: split-half r {halves['r']:.2f}, reliability {halves['reliability']:.2f} ({halves['candidates']} allocations, "
