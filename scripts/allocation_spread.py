@@ -52,7 +52,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -183,10 +183,10 @@ def recorded_runs(path: Path, identity: dict[str, Any]) -> dict[tuple[int, ...],
     }
 
 
-def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int, ...], float], resamples: int = 300) -> dict[str, Any]:
+def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int, ...], float]) -> dict[str, Any]:
     """How much of ``search_dir``'s stage ranking is archval-image sampling: the split-half reliability
     of its whole table, and Kendall τ against ``truth`` (ground-truth means) over the allocations both
-    hold, under ``resamples`` bootstrap draws of the archval images (mean, sd, 2.5 and 97.5 percentiles)."""
+    hold, under the search's ``bootstrap_resamples`` draws of the archval images (mean, sd, 2.5 and 97.5 percentiles)."""
     from crnas.data.seeding import derive_seed
     from crnas.search.confidence import DetectionStore, split_half, stage_evaluations
     from crnas.search.driver import CONFIDENCE
@@ -201,6 +201,7 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     seed = derive_seed(config.seed, CONFIDENCE)  # the search's own halving and resamples (its stage_search.archval)
     halves = split_half(evaluations, seed=seed)
     common = [i for i, b in enumerate(blocks) if tuple(b) in truth]
+    resamples = config.bootstrap_resamples
     weights = bootstrap_weights(evaluations[0].num_images, resamples, seed)
     resampled = np.stack([evaluations[i].ap(weights) for i in common])  # [allocations, resamples]
     means = [truth[tuple(blocks[i])] for i in common]
@@ -214,15 +215,19 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     }
 
 
-def depth_fit(blocks: list[list[int]] | list[tuple[int, ...]], ap: list[float]) -> dict[str, Any] | None:
+def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> dict[str, Any] | None:
     """How AP (percent) follows the stage depths, by least squares: ``linear``, AP ≈ a + Σ c_s·d_s (with a
     constant total of blocks the last stage is left out, so c_s is the AP of moving one block from it into
     stage s), and ``log``, AP ≈ a + Σ_s b_s·log d_s (diminishing returns per stage), each with its R².
-    ``None`` with fewer allocations than the log model has parameters + 2, or a constant AP."""
+    ``None`` with fewer allocations than the log model has parameters + 2, a constant AP, or depths
+    that cannot separate the stages' effects (a stage that never varies)."""
     d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
     if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
         return None
     constant_total = np.ptp(d.sum(axis=1)) == 0
+    linear, log = d[:, :-1] if constant_total else d, np.log(d)
+    if any(np.linalg.matrix_rank(np.column_stack([np.ones(len(y)), x])) < x.shape[1] + 1 for x in (linear, log)):
+        return None
 
     def fit(x: np.ndarray) -> dict[str, Any]:
         design = np.column_stack([np.ones(len(y)), x])
@@ -230,7 +235,15 @@ def depth_fit(blocks: list[list[int]] | list[tuple[int, ...]], ap: list[float]) 
         residual = y - design @ coefficients
         return {"coefficients": coefficients[1:].tolist(), "r2": float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))}
 
-    return {"linear": {**fit(d[:, :-1] if constant_total else d), "last_stage_is_reference": bool(constant_total)}, "log": fit(np.log(d))}
+    return {"linear": {**fit(linear), "last_stage_is_reference": bool(constant_total)}, "log": fit(log)}
+
+
+def fitted(fit: dict[str, Any] | None) -> str:
+    """A :func:`depth_fit` as printed: both R² and both sets of coefficients."""
+    if fit is None:
+        return "n/a"
+    return (f"R2 linear {fit['linear']['r2']:.2f} / log {fit['log']['r2']:.2f}; linear "
+            f"{' '.join(f'{c:+.2f}' for c in fit['linear']['coefficients'])}; log {' '.join(f'{b:+.2f}' for b in fit['log']['coefficients'])}")
 
 
 class StageRanking(NamedTuple):
@@ -427,12 +440,6 @@ def main() -> None:
         share = "n/a" if sampling["share_of_seed_variance"] is None else f"{100 * sampling['share_of_seed_variance']:.0f}%"
         print(f"evaluation-image sampling alone: seed sd {sampling['sd_within_eval']:.2f} AP ({share} of the seed variance); "
               f"re-evaluated AP within {sampling['max_reevaluation_diff']:.2g} of the cached")
-    def fitted(fit: dict[str, Any] | None) -> str:
-        if fit is None:
-            return "n/a"
-        return (f"R2 linear {fit['linear']['r2']:.2f} / log {fit['log']['r2']:.2f}; linear "
-                f"{' '.join(f'{c:+.2f}' for c in fit['linear']['coefficients'])}; log {' '.join(f'{b:+.2f}' for b in fit['log']['coefficients'])}")
-
     print(f"AP on the stage depths (docs/results.md#depth-fit): ground truth {fitted(summary['depth_fit'])}")
     for name, c in compared.items():
         print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
@@ -441,7 +448,8 @@ def main() -> None:
         among = " (its best among the ground truth's)" if c["pick_among"] == "ground truth allocations" else ""
         print(f"{name}: tau {shown(c['kendall_tau'])}, top-3 overlap {c['top3_overlap']}/3, pick{among} {c['pick']} {c['pick_AP']:.2f} AP "
               f"vs baseline {base}")
-        print(f"  supernet AP on the stage depths: {fitted(c['depth_fit']['table'])}")
+        print(f"  supernet AP on the stage depths: over the ground truth's allocations {fitted(c['depth_fit']['ground_truth_allocations'])}; "
+              f"over its whole table {fitted(c['depth_fit']['table'])}")
         if (noise := c.get("archval_noise")) is not None:
             halves, tau = noise["split_half"], noise["kendall_tau_archval_resampled"]
             print(f"  archval: split-half r {halves['r']:.2f}, reliability {halves['reliability']:.2f} ({halves['candidates']} allocations, "

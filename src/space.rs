@@ -8,7 +8,7 @@
 //!   that make each stage's depth as close to uniform as the budget allows (maximum total entropy of
 //!   the per-stage depth distributions; FairNAS-style per-stage balance); or `independent`: each
 //!   stage's depth uniform over its feasible depths, drawn independently, so the budget is not kept
-//!   while the supernet trains (every depth of every stage trained equally often; the search still
+//!   while the supernet trains (every depth of every stage drawn equally often; the search still
 //!   scores feasible allocations only).
 //! - The joint space (allocation × one dilation per block) and uniform sampling from it.
 //! - [`sample_paths`]: per-sample one-hot dilation choices `[B, N, D]` for a batch, as a tensor on

@@ -2,7 +2,7 @@
 every weight step of :func:`crnas.train.train_detector`.
 
 - :class:`StageSampler` and :class:`PathSampler`: single-path sampling, one allocation per step
-  (uniform over the feasible ones) and one dilation per block per step (or per block and image with
+  (by the space's sampling) and one dilation per block per step (or per block and image with
   ``per_sample``). Both derive each step's choice from ``(seed, step)`` alone, so a resumed run samples
   exactly what the uninterrupted one did.
 - :class:`DifferentiableSearch`: the differentiable dilation search, softmax weights per block trained
@@ -36,7 +36,8 @@ STAGE_SAMPLE, PATH_SAMPLE, ARCH_BATCH = 21, 22, 23
 
 class StageSampler:
     """Training callback: an allocation of ``space`` drawn at every step (dilations 1), ``sampling``
-    ``"uniform"`` or ``"balanced"`` (:meth:`crnas.arch.StageSpace.sample`)."""
+    ``"uniform"``, ``"balanced"`` or ``"independent"`` (whose draws may break the budget;
+    :meth:`crnas.arch.StageSpace.sample`)."""
 
     def __init__(self, space: StageSpace, seed: int, sampling: str = "uniform") -> None:
         self.space, self.seed, self.sampling = space, seed, sampling
