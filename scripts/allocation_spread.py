@@ -225,12 +225,11 @@ def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> dict[str,
     if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
         return None
     constant_total = np.ptp(d.sum(axis=1)) == 0
-    linear, log = d[:, :-1] if constant_total else d, np.log(d)
-    if any(np.linalg.matrix_rank(np.column_stack([np.ones(len(y)), x])) < x.shape[1] + 1 for x in (linear, log)):
+    linear, log = (np.column_stack([np.ones(len(y)), x]) for x in (d[:, :-1] if constant_total else d, np.log(d)))
+    if any(np.linalg.matrix_rank(design) < design.shape[1] for design in (linear, log)):
         return None
 
-    def fit(x: np.ndarray) -> dict[str, Any]:
-        design = np.column_stack([np.ones(len(y)), x])
+    def fit(design: np.ndarray) -> dict[str, Any]:
         coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
         residual = y - design @ coefficients
         return {"coefficients": coefficients[1:].tolist(), "r2": float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))}
