@@ -433,6 +433,12 @@ impl PyStageSpace {
         Ok(self.0.weights(Sampling::parse(sampling)?))
     }
 
+    /// Each stage's depths that occur in at least one feasible allocation, ascending (the box that
+    /// ``"independent"`` sampling draws from).
+    fn feasible_depths(&self) -> Vec<Vec<usize>> {
+        self.0.feasible_depths().to_vec()
+    }
+
     /// Few-shot splitting: the allocations cut by ``stage``'s depth (0 = C2) into ``parts`` sub-spaces
     /// of contiguous depth ranges, as even in allocation count as possible; each keeps this budget.
     fn split(&self, stage: usize, parts: usize) -> PyResult<Vec<PyStageSpace>> {

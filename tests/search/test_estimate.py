@@ -45,3 +45,17 @@ def test_estimate_counts_the_few_shot_parts(tmp_path, capsys):
     assert ["stage", "supernet", "parts", "3", "x", "30", "iterations"] in printed
     assert main([*args, "--split-groups", "2", "--dry-run"]) == 2
     assert "--split-groups, --split-iterations: expected them with --split-stage" in capsys.readouterr().err
+
+
+def test_estimate_times_the_sandwich_and_the_cli_checks_distillation(tmp_path, capsys):
+    """--stage-sandwich: the stage step is timed with its three passes and the images count them;
+    --stage-distill without the sandwich is one line naming the setting."""
+    args = ["search", "--synthetic", "10", "--image-size", "64", "--preset", "tiny", "--family", "resnet18", "--out", str(tmp_path / "run")]
+    assert main([*args, "--stage-sandwich", "--stage-distill", "0.5", "--dry-run"]) == 0
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    stage = next(line for line in printed if line[:2] == ["stage", "supernet"])
+    assert stage[2:12] == ["30", "iterations", "of", "4", "images", "(sandwich:", "3", "sub-networks", "each)", "360"]
+    assert main([*args, "--stage-distill", "0.5", "--dry-run"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "crnas search: error: stage_distill: expected 0 without stage_sandwich (it distils from the sandwich's deepest), got 0.5"
+    )

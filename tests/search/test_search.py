@@ -191,6 +191,10 @@ def test_stage_sampling_and_switches_are_checked():
         preset("tiny", finetune_check=-1)
     with pytest.raises(ValueError, match="stage_fallback: expected true or false, got 'no'"):
         preset("tiny", stage_fallback="no")
+    with pytest.raises(ValueError, match="stage_distill: expected 0 without stage_sandwich"):
+        preset("tiny", stage_distill=1.0)
+    with pytest.raises(ValueError, match="stage_distill: expected a finite weight >= 0, got -1.0"):
+        preset("tiny", stage_sandwich=True, stage_distill=-1.0)
 
 
 def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):

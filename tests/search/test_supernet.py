@@ -168,3 +168,46 @@ def test_independent_stage_sampling_trains_allocations_outside_the_budget():
     assert torch.isfinite(loss)
     last = getattr(supernet, f"layer{deepest.index(max(deepest)) + 1}")[max(deepest) - 1]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())
+
+
+def test_the_sandwich_trains_the_deepest_the_shallowest_and_the_draw_with_distillation():
+    """StageSampler(sandwich=True): three passes per step, the deepest and the shallowest feasible depth of
+    every stage (computed here from the allocations), then the step's draw; with distill, the second and
+    third passes' losses gain distill x the mean over FPN levels of the squared error to the deepest's
+    features relative to their square."""
+    from crnas.data.seeding import derive_seed
+    from crnas.search.callbacks import STAGE_SAMPLE, StageSampler
+
+    space = SPACES["resnet50"]()
+    model = small_detector(space).train()
+    supernet = supernet_of(model)
+    allocations = space.allocations()
+    deepest = [max(a[s] for a in allocations) for s in range(4)]
+    shallowest = [min(a[s] for a in allocations) for s in range(4)]
+    assert (deepest, shallowest) == ([10, 10, 11, 11], [1, 1, 2, 2])
+    sampler = StageSampler(space, seed=5, sampling="balanced", sandwich=True, distill=0.5)
+    assert sampler.passes_per_step == 3
+    images = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(2))]
+    targets = [{"boxes": torch.tensor([[4.0, 4.0, 40.0, 40.0]]), "labels": torch.tensor([1])}]
+    sampler.on_step_start(7, images, targets, model)
+    (drawn,) = space.sample(1, seed=derive_seed(5, STAGE_SAMPLE, 7), sampling="balanced")
+    features = {}
+    for index, blocks in enumerate([deepest, shallowest, drawn]):
+        sampler.on_pass_start(7, index, model)
+        assert supernet.allocation == blocks
+        losses = model(images, targets)
+        assert ("loss_distill" in losses) == (index > 0)
+        with torch.no_grad():
+            images_t, _ = model.transform(images, targets)
+            features[index] = model.backbone(images_t.tensors)
+        if index:
+            expected = 0.5 * torch.stack([((features[index][k] - features[0][k]) ** 2).sum() / (features[0][k] ** 2).sum()
+                                          for k in features[0]]).mean()
+            torch.testing.assert_close(losses["loss_distill"].detach(), expected)
+            assert losses["loss_distill"].requires_grad
+    sampler.on_step_end(7, {})
+    assert "loss_distill" not in model(images, targets)  # outside a sandwich step: the detector's own losses
+    plain = StageSampler(space, seed=5)
+    assert plain.passes_per_step == 1
+    with pytest.raises(ValueError, match=r"distill: expected a finite weight >= 0 \(> 0 only with sandwich=True\), got 0.5"):
+        StageSampler(space, seed=5, distill=0.5)

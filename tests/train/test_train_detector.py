@@ -255,3 +255,67 @@ def test_resuming_needs_the_same_stateful_callbacks(tmp_path: Path):
     with pytest.raises(ValueError, match=message):
         train_detector(tiny_detector(2), dataset(4), iterations=2, batch_size=2, checkpoint_dir=tmp_path,
                        progress=False)
+
+
+def test_a_step_of_several_passes_takes_their_mean_gradient():
+    """train_step with passes: one optimizer step on the mean of the passes' gradients (each pass after
+    before_pass(i)), the losses averaged over the passes (a loss missing from a pass counts 0)."""
+    from crnas.train.loop import train_step
+
+    class Fit(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+            self.target = torch.zeros(2, dtype=torch.float64)
+
+        def forward(self, images, targets):
+            losses = {"loss_fit": ((self.w - self.target) ** 2).sum()}
+            if self.target.sum() > 0:
+                losses["loss_extra"] = self.w.sum() * 0 + 1.0
+            return losses
+
+    model, aims = Fit(), [torch.tensor([0.0, 0.0], dtype=torch.float64), torch.tensor([3.0, 1.0], dtype=torch.float64)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = model.w.detach().clone()
+
+    def before(i):
+        model.target = aims[i]
+
+    losses = train_step(model, [], [], optimizer, torch.amp.GradScaler("cpu", enabled=False), False, torch.device("cpu"), 0,
+                        passes=2, before_pass=before)
+    expected = w - 0.1 * sum(2 * (w - t) for t in aims) / 2
+    torch.testing.assert_close(model.w.detach(), expected, rtol=0, atol=1e-15)
+    fits = [float(((w - t) ** 2).sum()) for t in aims]
+    assert losses["loss_fit"] == pytest.approx(sum(fits) / 2) and losses["loss_extra"] == pytest.approx(0.5)
+    assert losses["loss"] == pytest.approx((fits[0] + fits[1] + 1.0) / 2)
+
+
+def test_callbacks_ask_for_passes_and_see_each_one():
+    """passes_per_step of one callback sets the passes of every step; on_pass_start runs before each pass,
+    after on_step_start; two callbacks asking, or fewer than one pass, is an error."""
+    from crnas.train.loop import step_passes
+
+    class Passes:
+        passes_per_step = 3
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int, int]] = []
+
+        def on_step_start(self, step, images, targets, model):
+            self.calls.append(("step", step, -1))
+
+        def on_pass_start(self, step, index, model):
+            assert model.training
+            self.calls.append(("pass", step, index))
+
+    sandwich = Passes()
+    result = train_detector(tiny_detector(2), dataset(6), iterations=2, batch_size=2, callbacks=[sandwich, ScaleImages()], progress=False)
+    assert result.iteration == 2 and all(math.isfinite(x) for x in result.loss_history)
+    assert sandwich.calls == [(kind, s, i) for s in range(2) for kind, i in [("step", -1), ("pass", 0), ("pass", 1), ("pass", 2)]]
+    assert step_passes([ScaleImages()]) == 1 and step_passes([sandwich, ScaleImages()]) == 3
+    with pytest.raises(ValueError, match=r"callbacks: expected at most one with passes_per_step != 1, got \[\('Passes', 3\), \('Passes', 3\)\]"):
+        step_passes([sandwich, Passes()])
+    none = Passes()
+    none.passes_per_step = 0
+    with pytest.raises(ValueError, match="callbacks: expected passes_per_step >= 1, got 0 from Passes"):
+        train_detector(tiny_detector(2), dataset(6), iterations=2, batch_size=2, callbacks=[none], progress=False)

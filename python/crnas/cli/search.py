@@ -85,6 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and independent of the others, outside the budget while training (docs/design.md#stage-sampling)",
     )
     parser.add_argument(
+        "--stage-sandwich", action="store_true",
+        help="stage supernet: every step also trains the deepest and the shallowest sub-networks on its batch, the sandwich "
+        "rule (about 3x the step's cost; docs/design.md#sandwich)",
+    )
+    parser.add_argument(
+        "--stage-distill", type=float, metavar="W",
+        help="with --stage-sandwich: in-place distillation, W times the squared difference between a sub-network's FPN "
+        "features and the deepest's (relative to the deepest's square) added to its loss (docs/design.md#sandwich)",
+    )
+    parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,
         help="few-shot splitting: after the shared stage supernet, train one copy per depth range of this stage and score "
         "each allocation with its copy (docs/design.md#few-shot)",
@@ -149,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         beam=args.beam, val_fraction=args.val_fraction, max_detections=args.max_detections, device=args.device, num_workers=args.num_workers,
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, norm=args.norm,
+        stage_sandwich=True if args.stage_sandwich else None, stage_distill=args.stage_distill,
         weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
         stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
         **_split(args),

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crnas.arch import StageSpace
@@ -28,23 +29,76 @@ from crnas.sampling import sample_paths
 from crnas.search.scoring import choices_to_paths
 from crnas.search.supernet import supernet_of
 
-__all__ = ["StageSampler", "PathSampler", "DifferentiableSearch"]
+__all__ = ["StageSampler", "PathSampler", "DifferentiableSearch", "relative_mse"]
 
 # stream keys of derive_seed
 STAGE_SAMPLE, PATH_SAMPLE, ARCH_BATCH = 21, 22, 23
 
 
+def relative_mse(student: Tensor, teacher: Tensor) -> Tensor:
+    """Mean squared difference relative to the teacher's mean square: unchanged when both features scale
+    together (shared weights cannot lower it by shrinking the features)."""
+    return F.mse_loss(student, teacher) / teacher.pow(2).mean().clamp_min(1e-12)
+
+
 class StageSampler:
     """Training callback: an allocation of ``space`` drawn at every step (dilations 1), ``sampling``
     ``"uniform"``, ``"balanced"`` or ``"independent"`` (whose draws may break the budget;
-    :meth:`crnas.arch.StageSpace.sample`)."""
+    :meth:`crnas.arch.StageSpace.sample`).
 
-    def __init__(self, space: StageSpace, seed: int, sampling: str = "uniform") -> None:
-        self.space, self.seed, self.sampling = space, seed, sampling
+    With ``sandwich`` every step trains three sub-networks on its batch, one optimizer step on their
+    mean gradient (the sandwich rule, docs/design.md#sandwich): the deepest (every stage at its deepest
+    feasible depth), the shallowest (every stage at its shallowest), then the drawn allocation; the two
+    extremes need not keep the budget. ``distill`` (with ``sandwich``) adds in-place distillation: the
+    shallowest's and the drawn allocation's losses gain ``loss_distill``, ``distill`` times the mean over
+    FPN levels of :func:`relative_mse` between their features and the deepest's in the same step (detached).
+    """
+
+    def __init__(self, space: StageSpace, seed: int, sampling: str = "uniform", *, sandwich: bool = False, distill: float = 0.0) -> None:
+        if distill < 0 or not math.isfinite(distill) or (distill and not sandwich):
+            raise ValueError(f"distill: expected a finite weight >= 0 (> 0 only with sandwich=True), got {distill}")
+        self.space, self.seed, self.sampling, self.distill = space, seed, sampling, distill
+        depths = space.feasible_depths()
+        self.extremes = [[d[-1] for d in depths], [d[0] for d in depths]]  # deepest, shallowest
+        self.passes_per_step = 3 if sandwich else 1
+        self._blocks: list[int] = []
+        self._pass: int | None = None  # the pass running now (sandwich)
+        self._teacher: dict[str, Tensor] = {}
+        self._distill_loss: Tensor | None = None
+        self._hooked: nn.Module | None = None
 
     def on_step_start(self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module) -> None:
-        (blocks,) = self.space.sample(1, seed=derive_seed(self.seed, STAGE_SAMPLE, step), sampling=self.sampling)
-        supernet_of(model).set_allocation(blocks)
+        (self._blocks,) = self.space.sample(1, seed=derive_seed(self.seed, STAGE_SAMPLE, step), sampling=self.sampling)
+        supernet_of(model).set_allocation(self._blocks)
+        if self.distill and self._hooked is not model:
+            backbone = model.backbone
+            assert isinstance(backbone, nn.Module), "a detector from build_supernet_detector has a backbone module"
+            backbone.register_forward_hook(self._features)
+            model.register_forward_hook(self._add_distill_loss)
+            self._hooked = model
+
+    def on_pass_start(self, step: int, index: int, model: nn.Module) -> None:
+        if self.passes_per_step == 1:
+            return
+        self._pass = index
+        supernet_of(model).set_allocation(self.extremes[index] if index < len(self.extremes) else self._blocks)
+
+    def on_step_end(self, step: int, losses: dict[str, float]) -> None:
+        self._pass, self._teacher, self._distill_loss = None, {}, None
+
+    def _features(self, module: nn.Module, args: Any, output: dict[str, Tensor]) -> None:
+        if self._pass is None or not module.training:
+            return
+        if self._pass == 0:
+            self._teacher = {k: v.detach() for k, v in output.items()}
+        else:
+            self._distill_loss = torch.stack([relative_mse(v, self._teacher[k]) for k, v in output.items()]).mean()
+
+    def _add_distill_loss(self, module: nn.Module, args: Any, output: Any) -> Any:
+        loss, self._distill_loss = self._distill_loss, None
+        if loss is None or not isinstance(output, dict):
+            return None
+        return {**output, "loss_distill": self.distill * loss}
 
 
 class PathSampler:

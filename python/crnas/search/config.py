@@ -16,7 +16,7 @@ METHODS = ("greedy", "differentiable")
 
 #: Settings that shape a search's trained weights, as a ``config.json`` written before they existed ran
 #: them: resuming such a search must not take this run's values instead (older crnas trained BatchNorm).
-LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch", "split_stage": None}
+LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch", "split_stage": None, "stage_sandwich": False, "stage_distill": 0.0}
 
 
 @dataclass
@@ -77,6 +77,14 @@ class SearchConfig:
     #: feasible allocations (the paper's), ``balanced`` per stage depth, or ``independent`` (each stage's
     #: depth uniform, the budget not kept while training) (docs/design.md#stage-sampling).
     stage_sampling: str = "uniform"
+    #: The sandwich rule: every stage-supernet step also trains the deepest and the shallowest
+    #: sub-networks (every stage at its deepest / shallowest feasible depth) on its batch, one optimizer
+    #: step on the three's mean gradient (docs/design.md#sandwich); about 3x the step's cost.
+    stage_sandwich: bool = False
+    #: In-place distillation (with ``stage_sandwich``): the weight of the squared difference between a
+    #: sub-network's FPN features and the deepest's in the same step (relative to the deepest's square),
+    #: added to the shallowest's and the drawn allocation's losses; 0 turns it off.
+    stage_distill: float = 0.0
     #: Initialise the stage supernet (and so the operation supernet) from these backbone weights —
     #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
     #: ``crnas.models.weights.inherit``, as DetNAS does; the audit's stand-alone runs start from them too.
@@ -123,6 +131,12 @@ class SearchConfig:
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap
         if self.stage_sampling not in SAMPLINGS:
             raise ValueError(f"stage_sampling: expected one of {', '.join(SAMPLINGS)}, got {self.stage_sampling!r}")
+        if not isinstance(self.stage_sandwich, bool):
+            raise ValueError(f"stage_sandwich: expected true or false, got {self.stage_sandwich!r}")
+        if not (isinstance(self.stage_distill, (int, float)) and 0 <= self.stage_distill < float("inf")):
+            raise ValueError(f"stage_distill: expected a finite weight >= 0, got {self.stage_distill!r}")
+        if self.stage_distill and not self.stage_sandwich:
+            raise ValueError(f"stage_distill: expected 0 without stage_sandwich (it distils from the sandwich's deepest), got {self.stage_distill}")
         if self.split_stage is not None:
             if self.split_stage not in range(4):
                 raise ValueError(f"split_stage: expected a stage index 0..3 (C2..C5) or None, got {self.split_stage!r}")

@@ -119,6 +119,11 @@ def supernet_detector(config: SearchConfig, space: StageSpace, num_classes: int)
     ).to(config.device)
 
 
+def stage_sampler(config: SearchConfig, space: StageSpace, seed: int) -> StageSampler:
+    """The stage supernet's training callback over ``space`` by ``config``'s sampling, sandwich and distillation."""
+    return StageSampler(space, seed, config.stage_sampling, sandwich=config.stage_sandwich, distill=config.stage_distill)
+
+
 def _train(
     config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, iterations: int, out: Path, callbacks: list[Any], progress: bool,
     seed: int | None = None,
@@ -268,7 +273,7 @@ def run_search(
     if config.weights_backbone is not None:
         report = supernet_of(model).inherit(config.weights_backbone)
         logger.info("stage supernet initialised from %s: %s", config.weights_backbone, report)
-    _train(config, model, archtrain, config.stage_iterations, stage_dir, [StageSampler(space, config.seed, config.stage_sampling)], progress)
+    _train(config, model, archtrain, config.stage_iterations, stage_dir, [stage_sampler(config, space, config.seed)], progress)
     _add_time(out, "stage_supernet_s", started)
     parts = config.stage_parts(space)
     if config.split_stage is not None:  # few-shot: one copy of the shared weights trained on each part
@@ -279,7 +284,7 @@ def run_search(
                         part.choices[config.split_stage], len(part))
             model.load_state_dict(shared)
             seed = derive_seed(config.seed, SPLIT, i)
-            _train(config, model, archtrain, config.split_iterations, _part_dir(stage_dir, i), [StageSampler(part, seed, config.stage_sampling)],
+            _train(config, model, archtrain, config.split_iterations, _part_dir(stage_dir, i), [stage_sampler(config, part, seed)],
                    progress, seed=seed)
         _add_time(out, "stage_split_s", t0)
 

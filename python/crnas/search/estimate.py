@@ -26,9 +26,9 @@ from crnas.data import DetectionSubset, split
 from crnas.data.base import DetectionDataset
 from crnas.data.check import preflight
 from crnas.eval import collect_detections
-from crnas.search.callbacks import PathSampler, StageSampler
+from crnas.search.callbacks import PathSampler
 from crnas.search.config import SearchConfig
-from crnas.search.driver import supernet_detector
+from crnas.search.driver import stage_sampler, supernet_detector
 from crnas.search.scoring import recalibrate_bn
 from crnas.search.supernet import supernet_of
 from crnas.train import train_detector
@@ -148,7 +148,7 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     supernet = supernet_of(model)
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))
 
-    stage_step = _time_training(config, model, sample, StageSampler(space, config.seed, config.stage_sampling), steps)
+    stage_step = _time_training(config, model, sample, stage_sampler(config, space, config.seed), steps)
     allocation = space.allocations()[0]
     supernet.set_allocation(allocation)
     stage_recal, stage_val = _time_scoring(model, archtrain, archval, config, lambda: None)
@@ -168,12 +168,14 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     per_candidate = recal_batches * op_recal + val_batches * op_val
     scored_images = len(archval) + recal_batches * config.eval_batch_size
     blocks = sum(Architecture.baseline(config.family).blocks) if budget["type"] != "blocks" else int(budget["total"])
-    result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images",
-                               config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
+    passes = 3 if config.stage_sandwich else 1  # the sandwich trains three sub-networks on every batch
+    sandwich = " (sandwich: 3 sub-networks each)" if config.stage_sandwich else ""
+    result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images{sandwich}",
+                               passes * config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
     if config.split_stage is not None:
         iterations = config.split_groups * config.split_iterations
-        result.phases.append(Phase("stage supernet parts", f"{config.split_groups} x {config.split_iterations} iterations (few-shot split)",
-                                   iterations * config.batch_size, iterations * stage_step))
+        result.phases.append(Phase("stage supernet parts", f"{config.split_groups} x {config.split_iterations} iterations (few-shot split){sandwich}",
+                                   passes * iterations * config.batch_size, iterations * stage_step))
     result.phases.append(Phase("stage search", f"{len(space)} allocations x (archval {len(archval)} + recal {recal_batches} batches)",
                                len(space) * scored_images, len(space) * per_allocation))
     if config.method == "differentiable":

@@ -27,8 +27,12 @@ class TrainCallback(Protocol):
     * ``on_step_start(step, images, targets, model)``: before the forward pass of step ``step``
       (0-based), with the batch already on the device and crowd/difficult objects removed; the
       architecture search samples a sub-network here.
+    * ``passes_per_step`` (an int attribute, default 1) and ``on_pass_start(step, index, model)``:
+      steps of several forward/backward passes over the batch (one optimizer step on their mean
+      gradient; at most one callback may ask for more than 1); ``on_pass_start`` runs before pass
+      ``index`` of every step, after ``on_step_start`` (the sandwich rule switches sub-networks there).
     * ``on_step_end(step, losses)``: after the optimizer step; ``losses`` maps each loss name, and
-      ``"loss"`` for their sum, to a float.
+      ``"loss"`` for their sum, to a float (averaged over the passes).
     * ``state_dict()`` / ``load_state_dict(state)``: saved in and restored from checkpoints (a resumed
       run must get the callbacks that have ``state_dict``, in the same order); the state must be
       loadable with ``torch.load(weights_only=True)`` (tensors, numbers, strings, containers).
@@ -37,6 +41,8 @@ class TrainCallback(Protocol):
     def on_step_start(
         self, step: int, images: list[Tensor], targets: list[dict[str, Any]], model: nn.Module
     ) -> None: ...
+
+    def on_pass_start(self, step: int, index: int, model: nn.Module) -> None: ...
 
     def on_step_end(self, step: int, losses: dict[str, float]) -> None: ...
 
