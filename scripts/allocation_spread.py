@@ -30,7 +30,8 @@ for evaluation), or --coco / --voc (split by --holdout). The printed spread ends
 allocation a τ ceiling of 0.6 takes at the measured variances (docs/audit.md#tau-ceiling).
 Each run's final training loss (its checkpoint's loss history) is recorded beside its AP, with how
 closely the seed-to-seed AP differences follow it (optimisation noise or not). The ground truth's means
-and each search's supernet scores are fitted on the stage depths (linear and log, ``depth_fit``): where
+and each search's supernet scores are fitted on the stage depths (linear and log, ``crnas.search.audit.depth_fit``,
+docs/audit.md#depth-response): where
 a supernet's scores bend away from the stand-alone AP, depth by depth.
 ``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
 would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
@@ -65,7 +66,15 @@ from crnas.data import DetectionDataset, split
 from crnas.detection import NORMS
 from crnas.eval.bootstrap import bootstrap_weights
 from crnas.search.algorithms import rank_allocations, read_stage_log
-from crnas.search.audit import StandaloneCache, StandaloneJob, default_cache_dir, eval_sampling, run_jobs, standalone_trainer
+from crnas.search.audit import (
+    StandaloneCache,
+    StandaloneJob,
+    default_cache_dir,
+    depth_fit,
+    eval_sampling,
+    run_jobs,
+    standalone_trainer,
+)
 from crnas.search.config import SearchConfig
 from crnas.search.result import ScoredAllocation
 from crnas.train import CHECKPOINT_NAME
@@ -215,34 +224,18 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
     }
 
 
-def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> dict[str, Any] | None:
-    """How AP (percent) follows the stage depths, by least squares: ``linear``, AP ≈ a + Σ c_s·d_s (with a
-    constant total of blocks the last stage is left out, so c_s is the AP of moving one block from it into
-    stage s), and ``log``, AP ≈ a + Σ_s b_s·log d_s (diminishing returns per stage), each with its R².
-    ``None`` with fewer allocations than the log model has parameters + 2, a constant AP, or depths
-    that cannot separate the stages' effects (a stage that never varies)."""
-    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
-    if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
-        return None
-    constant_total = np.ptp(d.sum(axis=1)) == 0
-    linear, log = (np.column_stack([np.ones(len(y)), x]) for x in (d[:, :-1] if constant_total else d, np.log(d)))
-    if any(np.linalg.matrix_rank(design) < design.shape[1] for design in (linear, log)):
-        return None
-
-    def fit(design: np.ndarray) -> dict[str, Any]:
-        coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
-        residual = y - design @ coefficients
-        return {"coefficients": coefficients[1:].tolist(), "r2": float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))}
-
-    return {"linear": {**fit(linear), "last_stage_is_reference": bool(constant_total)}, "log": fit(log)}
-
-
 def fitted(fit: dict[str, Any] | None) -> str:
-    """A :func:`depth_fit` as printed: both R² and both sets of coefficients."""
+    """A :func:`crnas.search.audit.depth_fit` (as this script's JSON holds it) as printed: both R² and both sets of coefficients."""
     if fit is None:
         return "n/a"
     return (f"R2 linear {fit['linear']['r2']:.2f} / log {fit['log']['r2']:.2f}; linear "
             f"{' '.join(f'{c:+.2f}' for c in fit['linear']['coefficients'])}; log {' '.join(f'{b:+.2f}' for b in fit['log']['coefficients'])}")
+
+
+def fit_of(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> dict[str, Any] | None:
+    """:func:`crnas.search.audit.depth_fit` as a JSON-ready dict."""
+    fit = depth_fit(blocks, ap)
+    return None if fit is None else asdict(fit)
 
 
 class StageRanking(NamedTuple):
@@ -396,8 +389,8 @@ def main() -> None:
             "pick_among": "ground truth allocations" if among_truth else "all allocations",
             "pick_AP": truth[tuple(audit.pick)], "baseline_AP": truth.get(tuple(baseline)),
             "depth_fit": {
-                "table": depth_fit([a.blocks for a in result.allocations], [100 * a.metrics["AP"] for a in result.allocations]),
-                "ground_truth_allocations": depth_fit(list(scores[name]), [100 * v for v in scores[name].values()]),
+                "table": fit_of([a.blocks for a in result.allocations], [100 * a.metrics["AP"] for a in result.allocations]),
+                "ground_truth_allocations": fit_of(list(scores[name]), [100 * v for v in scores[name].values()]),
             },
             **({"archval_noise": archval_noise(Path(name), result, truth)} if args.archval_noise else {}),
         }
@@ -419,7 +412,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         **identity, "cached_only": args.cached_only,
         "extended_from": None if args.extend is None else {"file": str(args.extend), "allocations": len(recorded)},
-        "allocations": rows, "depth_fit": depth_fit([r["blocks"] for r in rows], [r["mean"] for r in rows]), "anova": asdict(stats),
+        "allocations": rows, "depth_fit": fit_of([r["blocks"] for r in rows], [r["mean"] for r in rows]), "anova": asdict(stats),
         "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
         "tau_differences": differences,
         "compared": compared, "unit": "AP in percent",

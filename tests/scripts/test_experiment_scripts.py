@@ -295,33 +295,3 @@ def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audi
         assert row["stage"]["fallback"] == (winner != baseline and lead["ci"][0] <= 0)  # what --stage-fallback would decide
     assert replayed["stage"]["standalone_AP"]["winner"] == pytest.approx(20.0) and "standalone_AP" not in recorded["stage"]
     assert winner != baseline and replayed["stage"]["decision_right"] == (not replayed["stage"]["fallback"])  # the winner trained better
-
-
-def test_depth_fit_recovers_exact_models_and_its_r2_is_the_squared_correlation():
-    import importlib.util
-
-    import numpy as np
-    import scipy.stats
-    from crnas import StageSpace
-
-    spec = importlib.util.spec_from_file_location("allocation_spread", ROOT / "scripts" / "allocation_spread.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    blocks = StageSpace.paper("resnet50").allocations()
-    d = np.array(blocks, dtype=float)
-    linear = script.depth_fit(blocks, list(20 + d[:, :3] @ [0.8, 0.6, 0.2]))
-    assert linear["linear"]["coefficients"] == pytest.approx([0.8, 0.6, 0.2]) and linear["linear"]["r2"] == pytest.approx(1)
-    assert linear["linear"]["last_stage_is_reference"] and linear["log"]["r2"] < 1
-    logs = script.depth_fit(blocks, list(30 + np.log(d) @ [1.7, 1.5, 1.3, 0.8]))
-    assert logs["log"]["coefficients"] == pytest.approx([1.7, 1.5, 1.3, 0.8]) and logs["log"]["r2"] == pytest.approx(1)
-    noisy = 25 + d[:, :3] @ [0.8, 0.6, 0.2] + np.random.default_rng(0).normal(0, 2, len(d))
-    fit = script.depth_fit(blocks, list(noisy))
-    predicted = 25 + d[:, :3] @ fit["linear"]["coefficients"]  # R2 of least squares with an intercept: squared r of fit and data
-    assert fit["linear"]["r2"] == pytest.approx(scipy.stats.pearsonr(predicted, noisy).statistic ** 2)
-    assert script.depth_fit(blocks[:6], list(range(6))) is None and script.depth_fit(blocks, [1.0] * len(blocks)) is None
-    c2_fixed = [b for b in blocks if b[0] == 2]
-    assert script.depth_fit(c2_fixed, list(range(len(c2_fixed)))) is None
-    free = script.depth_fit([[1, 2, 3, 4], [2, 2, 3, 4], [1, 3, 3, 4], [1, 2, 4, 4], [1, 2, 3, 5], [2, 3, 4, 5], [3, 1, 2, 6]],
-                            [1.0, 2.0, 1.5, 1.2, 1.1, 3.0, 2.0])
-    assert not free["linear"]["last_stage_is_reference"] and len(free["linear"]["coefficients"]) == 4

@@ -140,6 +140,7 @@ def test_audit_bookkeeping_with_a_stand_in_trainer(search_dir, tmp_path):
     assert stage.pick == table[0].blocks and [p.supernet_rank for p in stage.pairs][0] == 1
     assert all(p.standalone_AP == pytest.approx(np.mean([r["AP"] for r in p.standalone_runs])) for p in stage.pairs)
     assert AuditRecord.load(directory) == record  # audit/audit.json round-trips
+    assert stage.depth_response is None  # 5 allocations: fewer than the log model's 5 parameters + 2
     older = record.to_dict()  # an audit.json from before seeds_for_target gets it from its stored variances
     for key in ("seeds", "seeds_for_target", "target_tau"):
         del older["stage"]["seed_noise"][key]
@@ -310,3 +311,62 @@ def test_seeds_for_target_reach_the_target_ceiling_in_simulation():
     assert out.seeds_for_target in (int(np.ceil(exact)) - 1, int(np.ceil(exact)), int(np.ceil(exact)) + 1)
     tau = lambda seeds: scipy.stats.kendalltau(truth, (truth[:, None] + rng.normal(0.0, sd_within, size=(4000, seeds))).mean(1)).statistic  # noqa: E731
     assert tau(int(np.ceil(exact))) >= 0.6 - 0.02 and tau(int(np.ceil(exact)) - 3) < 0.6
+
+
+def test_depth_fit_recovers_exact_models_and_its_r2_is_the_squared_correlation():
+    from crnas import StageSpace
+    from crnas.search.audit import depth_fit
+
+    blocks = StageSpace.paper("resnet50").allocations()
+    d = np.array(blocks, dtype=float)
+    linear = depth_fit(blocks, list(20 + d[:, :3] @ [0.8, 0.6, 0.2]))
+    assert linear is not None and linear.linear.coefficients == pytest.approx([0.8, 0.6, 0.2]) and linear.linear.r2 == pytest.approx(1)
+    assert linear.last_stage_is_reference and linear.log.r2 < 1 and linear.shape == "linear"
+    logs = depth_fit(blocks, list(30 + np.log(d) @ [1.7, 1.5, 1.3, 0.8]))
+    assert logs is not None and logs.log.coefficients == pytest.approx([1.7, 1.5, 1.3, 0.8]) and logs.log.r2 == pytest.approx(1)
+    assert logs.shape == "log"
+    noisy = 25 + d[:, :3] @ [0.8, 0.6, 0.2] + np.random.default_rng(0).normal(0, 2, len(d))
+    fit = depth_fit(blocks, list(noisy))
+    assert fit is not None
+    predicted = 25 + d[:, :3] @ fit.linear.coefficients  # R2 of least squares with an intercept: squared r of fit and data
+    assert fit.linear.r2 == pytest.approx(scipy.stats.pearsonr(predicted, noisy).statistic ** 2)
+    assert depth_fit(blocks[:6], list(range(6))) is None and depth_fit(blocks, [1.0] * len(blocks)) is None
+    c2_fixed = [b for b in blocks if b[0] == 2]
+    assert depth_fit(c2_fixed, list(range(len(c2_fixed)))) is None
+    free = depth_fit([[1, 2, 3, 4], [2, 2, 3, 4], [1, 3, 3, 4], [1, 2, 4, 4], [1, 2, 3, 5], [2, 3, 4, 5], [3, 1, 2, 6]],
+                     [1.0, 2.0, 1.5, 1.2, 1.1, 3.0, 2.0])
+    assert free is not None and not free.last_stage_is_reference and len(free.linear.coefficients) == 4
+
+
+def test_a_stage_audit_fits_both_sides_on_the_depths_and_prints_them():
+    """depth_response: the stand-alone means and the supernet APs (fractions) fitted in percent on the same
+    allocations; audit.json round-trips it (an older one without it loads as None); the printed audit
+    gives both sides' per-block AP and their better-fitting shape."""
+    from crnas import StageSpace
+    from crnas.cli.audit import format_audit
+    from crnas.search.audit import Pair, depth_response, ranking_audit
+
+    blocks = StageSpace.paper("resnet50").allocations()[::10]
+    d = np.array(blocks, dtype=float)
+    alone = (20 + d[:, :3] @ [0.8, 0.6, 0.2]) / 100
+    supernet = (30 + np.log(d) @ [1.7, 1.5, 1.3, 0.8]) / 100
+    pairs = [Pair(b, [1] * 16, float(s), float(a), [{"AP": float(a)}], i + 1) for i, (b, s, a) in enumerate(zip(blocks, supernet, alone))]
+    stage = ranking_audit(pairs, blocks[0], key=lambda p: p.blocks, resamples=50)
+    response = depth_response(pairs)
+    assert response is not None and response.standalone.linear.coefficients == pytest.approx([0.8, 0.6, 0.2])
+    assert response.supernet.log.coefficients == pytest.approx([1.7, 1.5, 1.3, 0.8])
+    assert (response.standalone.shape, response.supernet.shape) == ("linear", "log")
+    assert depth_response(pairs[:6]) is None
+    stage.depth_response = response
+    record = AuditRecord(stage=stage, dilation=None, config={}, search={})
+    assert AuditRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    older = record.to_dict()
+    del older["stage"]["depth_response"]
+    assert AuditRecord.from_dict(older).stage.depth_response is None
+    line = format_audit(record).splitlines()[-1]
+    s = response.supernet
+    assert line == (
+        "  depth response (docs/audit.md#depth-response): AP per block moved from C5 into C2/C3/C4: stand-alone +0.80/+0.60/+0.20 "
+        f"(R2 linear 1.00, log {response.standalone.log.r2:.2f}: linear); supernet "
+        f"{'/'.join(f'{c:+.2f}' for c in s.linear.coefficients)} (R2 linear {s.linear.r2:.2f}, log 1.00: log)"
+    )

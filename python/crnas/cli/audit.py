@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from crnas.cli.common import CLIUsageError
 
 if TYPE_CHECKING:
-    from crnas.search.audit import AuditConfig, AuditRecord, StandaloneCache
+    from crnas.search.audit import AuditConfig, AuditRecord, DepthResponse, StandaloneCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,4 +112,18 @@ def format_audit(record: AuditRecord) -> str:
                 f"(F = {n.F:.2f}, p = {n.p:.3g}): {verdict}; a perfect ranking would reach tau {n.tau_ceiling:.2f} "
                 f"against these means; {n.seeds_advice()}" + ("" if n.eval_advice() is None else f"; {n.eval_advice()}")
             )
+        if audit.depth_response is not None:
+            lines.append(_depth_line(audit.depth_response))
     return "\n".join(lines)
+
+
+def _depth_line(response: DepthResponse) -> str:
+    """The depth response in one line: per-block AP of both sides and which model fits each better."""
+    fits = {"stand-alone": response.standalone, "supernet": response.supernet}
+    stages = ["C2", "C3", "C4", "C5"][: len(response.standalone.linear.coefficients)]
+    what = "AP per block moved from C5 into " if response.standalone.last_stage_is_reference else "AP per block of "
+    sides = "; ".join(
+        f"{name} {'/'.join(f'{c:+.2f}' for c in fit.linear.coefficients)} (R2 linear {fit.linear.r2:.2f}, log {fit.log.r2:.2f}: {fit.shape})"
+        for name, fit in fits.items()
+    )
+    return f"  depth response (docs/audit.md#depth-response): {what}{'/'.join(stages)}: {sides}"

@@ -59,6 +59,7 @@ __all__ = [
     "pick_allocations", "rank_correlation", "tau_difference", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
     "standalone_trainer",
     "run_jobs", "SeedNoise", "variance_components", "EvalSampling", "eval_sampling", "sampling_variance", "ranking_audit", "final_check_of",
+    "DepthModel", "DepthFit", "DepthResponse", "depth_fit", "depth_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,40 @@ class SeedNoise:
 
 
 @dataclass
+class DepthModel:
+    """One least-squares model of AP (percent) on the stage depths: its coefficients (no intercept) and R²."""
+
+    coefficients: list[float]
+    r2: float
+
+
+@dataclass
+class DepthFit:
+    """How AP follows the stage depths d_s (docs/audit.md#depth-response). ``linear``: AP ≈ a + Σ c_s·d_s;
+    with a constant total of blocks the last stage is left out (``last_stage_is_reference``), so c_s is
+    the AP of moving one block from it into stage s. ``log``: AP ≈ a + Σ_s b_s·log d_s, diminishing
+    returns per stage."""
+
+    linear: DepthModel
+    log: DepthModel
+    last_stage_is_reference: bool
+
+    @property
+    def shape(self) -> str:
+        """``"linear"`` or ``"log"``: the model that fits better."""
+        return "log" if self.log.r2 > self.linear.r2 else "linear"
+
+
+@dataclass
+class DepthResponse:
+    """A stage audit's :func:`depth_fit` of the stand-alone means and of the supernet's APs over the same
+    allocations: where the supernet values a stage's depth unlike training on its own."""
+
+    standalone: DepthFit
+    supernet: DepthFit
+
+
+@dataclass
 class RankingAudit:
     """How well one ranking (stage or dilation search) agrees with stand-alone training."""
 
@@ -182,6 +217,8 @@ class RankingAudit:
     #: With two or more seeds: :func:`variance_components` of the stand-alone AP — whether the audited
     #: architectures differ by more than seed noise at all (if not, no ranking can be checked here).
     seed_noise: SeedNoise | None = None
+    #: Stage audits: :func:`depth_response` (``None`` for too few or too alike allocations, and for dilations).
+    depth_response: DepthResponse | None = None
 
 
 @dataclass
@@ -213,9 +250,12 @@ class AuditRecord:
             if r is None:
                 return None
             est = lambda e: Estimate(e["value"], None if e["ci"] is None else tuple(e["ci"]))  # noqa: E731
+            fit = lambda f: DepthFit(DepthModel(**f["linear"]), DepthModel(**f["log"]), f["last_stage_is_reference"])  # noqa: E731
+            depths = r.get("depth_response")  # absent from an audit.json written before it existed
             return RankingAudit(
                 kendall_tau=est(r["kendall_tau"]), spearman_rho=est(r["spearman_rho"]), top3_overlap=r["top3_overlap"],
                 regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]], seed_noise=noise(r),
+                depth_response=None if not depths else DepthResponse(fit(depths["standalone"]), fit(depths["supernet"])),
             )
 
         stage = ranking(d["stage"])
@@ -320,6 +360,35 @@ def ranking_audit(
         kendall_tau=tau, spearman_rho=rho, top3_overlap=len(top(sup) & top(alone)), regret=max(alone) - picked.standalone_AP,
         pick=pick, pairs=pairs, seed_noise=noise,
     )
+
+
+def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> DepthFit | None:
+    """The :class:`DepthFit` of ``ap`` (percent) on the allocations ``blocks``, by least squares; ``None``
+    with fewer allocations than the log model has parameters + 2, a constant AP, or depths that cannot
+    separate the stages' effects (a stage that never varies)."""
+    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
+    if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
+        return None
+    constant_total = bool(np.ptp(d.sum(axis=1)) == 0)
+    linear, log = (np.column_stack([np.ones(len(y)), x]) for x in (d[:, :-1] if constant_total else d, np.log(d)))
+    if any(np.linalg.matrix_rank(design) < design.shape[1] for design in (linear, log)):
+        return None
+
+    def fit(design: NDArray[np.floating]) -> DepthModel:
+        coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
+        residual = y - design @ coefficients
+        return DepthModel(coefficients[1:].tolist(), float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean()))))
+
+    return DepthFit(fit(linear), fit(log), constant_total)
+
+
+def depth_response(pairs: Sequence[Pair]) -> DepthResponse | None:
+    """:func:`depth_fit` of a stage audit's stand-alone and supernet APs over its allocations; ``None``
+    where either fit is."""
+    blocks = [p.blocks for p in pairs]
+    standalone = depth_fit(blocks, [100 * p.standalone_AP for p in pairs])
+    supernet = depth_fit(blocks, [100 * p.supernet_AP for p in pairs])
+    return None if standalone is None or supernet is None else DepthResponse(standalone, supernet)
 
 
 def variance_components(groups: Sequence[Sequence[float]], target_tau: float = TARGET_TAU) -> SeedNoise:
@@ -707,6 +776,7 @@ def run_audit(
         pairs(setup.stage, setup.stage_jobs), result.stage_search.best, key=lambda p: p.blocks, seed=seed,
         resamples=audit.resamples, level=audit.level,
     )
+    stage.depth_response = depth_response(stage.pairs)
     dilation = None
     if setup.dilation:
         dilation = ranking_audit(
