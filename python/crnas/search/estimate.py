@@ -148,7 +148,8 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     supernet = supernet_of(model)
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))
 
-    stage_step = _time_training(config, model, sample, stage_sampler(config, space, config.seed), steps)
+    sampler = stage_sampler(config, space, config.seed)
+    stage_step = _time_training(config, model, sample, sampler, steps)
     allocation = space.allocations()[0]
     supernet.set_allocation(allocation)
     stage_recal, stage_val = _time_scoring(model, archtrain, archval, config, lambda: None)
@@ -168,8 +169,8 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     per_candidate = recal_batches * op_recal + val_batches * op_val
     scored_images = len(archval) + recal_batches * config.eval_batch_size
     blocks = sum(Architecture.baseline(config.family).blocks) if budget["type"] != "blocks" else int(budget["total"])
-    passes = 3 if config.stage_sandwich else 1  # the sandwich trains three sub-networks on every batch
-    sandwich = " (sandwich: 3 sub-networks each)" if config.stage_sandwich else ""
+    passes = sampler.passes_per_step  # the sandwich trains several sub-networks on every batch
+    sandwich = f" (sandwich: {passes} sub-networks each)" if passes > 1 else ""
     result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images{sandwich}",
                                passes * config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
     if config.split_stage is not None:
