@@ -24,11 +24,13 @@ def test_two_process_search_matches_single_process_scoring(tmp_path, one_torch_t
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "crnas", "search", "--synthetic",
         "--family", "resnet18", "--preset", "tiny", "--stage-iterations", "6", "--op-iterations", "6", "--joint", "--out", str(out), "--no-progress",
         "--stage-sandwich",  # three passes per step: the first two without DDP's gradient reduction (no_sync)
+        "--normalize-outputs",  # running scales per depth, kept by each process, broadcast by DDP
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())
     assert result["versions"]["processes"] == "2" and result["config"]["stage_sandwich"] is True
+    assert result["config"]["normalize_outputs"] is True
     arch = Architecture.from_json(json.dumps(result["architecture"]))
     assert arch.family == "resnet18" and len(arch.dilations) == sum(arch.blocks)
     assert "found allocation" in proc.stdout and proc.stdout.count("found allocation") == 1  # rank 0 reports

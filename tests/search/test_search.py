@@ -195,6 +195,8 @@ def test_stage_sampling_and_switches_are_checked():
         preset("tiny", stage_distill=1.0)
     with pytest.raises(ValueError, match="stage_distill: expected a finite weight >= 0, got -1.0"):
         preset("tiny", stage_sandwich=True, stage_distill=-1.0)
+    with pytest.raises(ValueError, match="normalize_outputs: expected true or false, got 1"):
+        preset("tiny", normalize_outputs=1)
 
 
 def test_a_search_by_an_older_crnas_resumes_and_loads(reference, tmp_path):

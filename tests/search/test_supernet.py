@@ -15,22 +15,29 @@ SPACES = {
 }
 
 
-def small_detector(space, detector="faster_rcnn_fpn", norm_layer=None):
+def small_detector(space, detector="faster_rcnn_fpn", norm_layer=None, normalize_outputs=False):
     torch.manual_seed(0)
     return build_supernet_detector(
-        detector, space, num_classes=3, min_size=64, max_size=64, fpn_channels=32, representation_size=32, norm_layer=norm_layer
+        detector, space, num_classes=3, min_size=64, max_size=64, fpn_channels=32, representation_size=32, norm_layer=norm_layer,
+        normalize_outputs=normalize_outputs,
     )
 
 
-@pytest.mark.parametrize(("family", "norm"), [(family, "batch") for family in sorted(SPACES)] + [("resnet50", "group")])
-def test_subnetworks_are_final_models(family, norm):
+@pytest.mark.parametrize(
+    ("family", "norm", "normalized"),
+    [(family, "batch", False) for family in sorted(SPACES)] + [("resnet50", "group", False)] + [(family, "batch", True) for family in sorted(SPACES)],
+)
+def test_subnetworks_are_final_models(family, norm, normalized):
     """Every allocation (with any dilations) of the supernet computes exactly what the final model
-    built from the architecture computes with the extracted weights (with either normalisation)."""
+    built from the architecture computes with the extracted weights (with either normalisation, and
+    with normalised outputs' running scales folded into the FPN)."""
     from crnas.detection import norm_by_name
 
     space = SPACES[family]()
-    model = small_detector(space, norm_layer=norm_by_name(norm)).eval()
+    model = small_detector(space, norm_layer=norm_by_name(norm), normalize_outputs=normalized).eval()
     supernet = supernet_of(model)
+    with torch.no_grad():  # away from the 1 they start at, so that folding them is tested
+        supernet.output_rms.uniform_(0.5, 3.0)
     images = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))]
     for blocks in [space.allocations()[0], space.allocations()[-1], space.allocations()[len(space) // 2]]:
         arch = space.architecture(blocks, [(1, 2, 3)[i % 3] for i in range(sum(blocks))])
@@ -42,9 +49,10 @@ def test_subnetworks_are_final_models(family, norm):
         with torch.no_grad():
             ours, theirs = model.backbone(images[0][None]), final.backbone(images[0][None])
             boxes = model(images)[0]["boxes"], final(images)[0]["boxes"]
+        tolerance = {"atol": 1e-4, "rtol": 1e-4} if normalized else {}  # folding reorders the float sums
         for key in ours:
-            torch.testing.assert_close(ours[key], theirs[key])
-        torch.testing.assert_close(*boxes)
+            torch.testing.assert_close(ours[key], theirs[key], **tolerance)
+        torch.testing.assert_close(*boxes, **tolerance)
 
 
 def test_allocation_validation_and_depths():
@@ -58,6 +66,38 @@ def test_allocation_validation_and_depths():
         supernet.set_allocation([11, 1, 2, 2])
     with pytest.raises(ValueError, match=r"paths: expected 16 \(one per active block\), got 3"):
         supernet.set_paths([0, 1, 2])
+
+
+def test_normalized_outputs_divide_by_the_running_scale_of_their_depth():
+    """With normalised outputs, training-mode forwards keep every returned stage's root mean square per
+    depth (the mean of the first ten batches, then momentum 0.1) and divide by it; eval mode divides by
+    the kept value without changing it; the next stage still gets the raw output."""
+    space = SPACES["resnet50"]()
+    supernet = small_detector(space, normalize_outputs=True).backbone.body
+    plain = small_detector(space).backbone.body
+    assert supernet.output_rms.shape == (4, 24) and supernet_of(small_detector(space)).output_rms.numel() == 0  # off by default
+    gen = torch.Generator().manual_seed(1)
+    batches = [torch.rand(2, 3, 64, 64, generator=gen) for _ in range(12)]
+    supernet.set_allocation([1, 3, 5, 7])
+    plain.set_allocation([1, 3, 5, 7])
+    expected = torch.ones(4)
+    with torch.no_grad():
+        for i, x in enumerate(batches, start=1):
+            raw = plain.train()(x)
+            rms = torch.stack([raw[k].pow(2).mean().sqrt() for k in raw])
+            expected += max(0.1, 1 / i) * (rms - expected)
+            ours = supernet.train()(x)
+            for j, k in enumerate(raw):
+                torch.testing.assert_close(ours[k], raw[k] / expected[j])
+    torch.testing.assert_close(supernet.output_rms[[0, 1, 2, 3], [1, 3, 5, 7]], expected)
+    assert supernet.output_count[[0, 1, 2, 3], [1, 3, 5, 7]].tolist() == [12] * 4 and int(supernet.output_count.sum()) == 48
+    assert [float(s) for s in supernet.output_scales()] == expected.tolist()
+    assert float(supernet.output_scales([2, 3, 5, 6])[0]) == 1.0  # a depth not trained yet passes unchanged
+    with torch.no_grad():
+        ours, raw = supernet.eval()(batches[0]), plain.eval()(batches[0])
+    for j, k in enumerate(raw):
+        torch.testing.assert_close(ours[k], raw[k] / expected[j])
+    assert int(supernet.output_count.sum()) == 48
 
 
 def test_per_sample_paths_equal_separate_convolutions():

@@ -95,6 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "features and the deepest's (relative to the deepest's square) added to its loss (docs/design.md#sandwich)",
     )
     parser.add_argument(
+        "--normalize-outputs", action="store_true",
+        help="stage supernet: divide every stage's output on its way to the FPN by its running root mean square at that "
+        "stage's depth (folded into the FPN of the final model; docs/design.md#normalized-outputs)",
+    )
+    parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,
         help="few-shot splitting: after the shared stage supernet, train one copy per depth range of this stage and score "
         "each allocation with its copy (docs/design.md#few-shot)",
@@ -160,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, norm=args.norm,
         stage_sandwich=True if args.stage_sandwich else None, stage_distill=args.stage_distill,
+        normalize_outputs=True if args.normalize_outputs else None,
         weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
         stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
         **_split(args),

@@ -16,7 +16,9 @@ METHODS = ("greedy", "differentiable")
 
 #: Settings that shape a search's trained weights, as a ``config.json`` written before they existed ran
 #: them: resuming such a search must not take this run's values instead (older crnas trained BatchNorm).
-LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {"norm": "batch", "split_stage": None, "stage_sandwich": False, "stage_distill": 0.0}
+LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {
+    "norm": "batch", "split_stage": None, "stage_sandwich": False, "stage_distill": 0.0, "normalize_outputs": False,
+}
 
 
 @dataclass
@@ -85,6 +87,10 @@ class SearchConfig:
     #: sub-network's FPN features and the deepest's in the same step (relative to the deepest's square),
     #: added to the shallowest's and the drawn allocation's losses; 0 turns it off.
     stage_distill: float = 0.0
+    #: The stage supernet divides every stage's output, on its way to the FPN, by its running root mean
+    #: square at that stage's depth, so that the shared FPN sees every depth at one scale
+    #: (docs/design.md#normalized-outputs); the final model folds the scales into the FPN.
+    normalize_outputs: bool = False
     #: Initialise the stage supernet (and so the operation supernet) from these backbone weights —
     #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
     #: ``crnas.models.weights.inherit``, as DetNAS does; the audit's stand-alone runs start from them too.
@@ -125,7 +131,7 @@ class SearchConfig:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
         if self.finetune_check < 0:
             raise ValueError(f"finetune_check: expected an int >= 0, got {self.finetune_check}")
-        for flag in ("joint", "common_random", "per_sample_paths", "dilation_fallback", "stage_fallback"):
+        for flag in ("joint", "common_random", "per_sample_paths", "dilation_fallback", "stage_fallback", "normalize_outputs"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}: expected true or false, got {getattr(self, flag)!r}")
         detection_limit(self.detector, self.max_detections)  # raises on a bad cap

@@ -115,7 +115,8 @@ def supernet_detector(config: SearchConfig, space: StageSpace, num_classes: int)
     return build_supernet_detector(
         config.detector, space, num_classes=num_classes, min_size=config.min_size, max_size=config.max_size,
         fpn_channels=config.fpn_channels, representation_size=config.representation_size,
-        norm_layer=norm_by_name(config.norm), **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
+        norm_layer=norm_by_name(config.norm), normalize_outputs=config.normalize_outputs,
+        **{**detection_limit(config.detector, config.max_detections), **config.detector_kwargs},
     ).to(config.device)
 
 

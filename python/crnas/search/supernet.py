@@ -105,7 +105,15 @@ class SuperNet(nn.Module):
         norm_layer: normalisation (default ``nn.BatchNorm2d``).
         dilations: candidate dilations of every searched 3×3.
         returned_layers: stages returned by ``forward`` (1 = C2 … 4 = C5), keyed ``'0'``, ``'1'``, …
+        normalize_outputs: divide every returned stage's output, on its way to the FPN (not to the next
+            stage), by its running root mean square at the stage's current depth, so that the shared FPN
+            sees every depth at one scale: a stage's output grows with its depth, every residual block
+            adding to it (docs/design.md#normalized-outputs). The running values are kept per stage and
+            depth in training mode, like BatchNorm's; :func:`extract_detector` folds them into the FPN.
     """
+
+    output_rms: Tensor
+    output_count: Tensor
 
     def __init__(
         self,
@@ -114,6 +122,7 @@ class SuperNet(nn.Module):
         norm_layer: Callable[[int], nn.Module] | None = None,
         dilations: Sequence[int] = DILATIONS,
         returned_layers: Sequence[int] = (1, 2, 3, 4),
+        normalize_outputs: bool = False,
     ) -> None:
         super().__init__()
         self.space = space
@@ -155,6 +164,13 @@ class SuperNet(nn.Module):
                     convs.append(conv)
                 self._searchable.append(convs)
                 setattr(self, f"layer{i}", stage)
+        self.normalize_outputs = normalize_outputs
+        #: Per returned stage and depth (columns 0 .. the stage's full depth; 0 unused): the running root
+        #: mean square of the stage's output, and the number of training batches it averages so far.
+        shape = (len(self.returned_layers), max(self._stage_sizes) + 1)
+        self.register_buffer("output_rms", torch.ones(shape) if normalize_outputs else torch.ones(0))
+        self.register_buffer("output_count", torch.zeros(shape, dtype=torch.long) if normalize_outputs else torch.zeros(0, dtype=torch.long))
+        self._depths: list[int] = []
         self.allocation: list[int] = []
         self.active_convs: list[SearchableConv2d] = []
         self._stage_ends: list[int] = []
@@ -199,6 +215,7 @@ class SuperNet(nn.Module):
             for i, stage_active in enumerate(indices):
                 getattr(self, f"layer{i + 1}").active = tuple(stage_active)
         self.allocation = list(blocks)
+        self._depths = [len(stage) for stage in indices]
         self.active_convs = [self._searchable[s][i] for s, stage in enumerate(indices) for i in stage]
         self.set_paths([self.dilations.index(1) if 1 in self.dilations else 0] * len(self.active_convs))
 
@@ -217,10 +234,32 @@ class SuperNet(nn.Module):
         """The :class:`~crnas.Architecture` of the current allocation (with ``dilations``)."""
         return self.space.architecture(self.allocation, list(dilations) if dilations is not None else None)
 
+    def output_scales(self, blocks: Sequence[int] | None = None) -> list[Tensor | None]:
+        """Per returned stage, the running root mean square its output is divided by at the depths of
+        ``blocks`` (default: the current allocation) with ``normalize_outputs``, else ``None`` (the
+        output passes unchanged)."""
+        if not self.normalize_outputs:
+            return [None] * len(self.returned_layers)
+        depths = self._depths if blocks is None else [len(stage) for stage in self.active_indices(blocks)]
+        return [self.output_rms[j, depths[k - 1]] for j, k in enumerate(self.returned_layers)]
+
+    def _normalize(self, j: int, y: Tensor) -> Tensor:
+        """Returned stage ``j``'s output divided by its running root mean square at its depth, first
+        updated with ``y`` in training mode (a cumulative average over the first ten batches, then
+        momentum 0.1)."""
+        d = self._depths[self.returned_layers[j] - 1]
+        if self.training:
+            with torch.no_grad():
+                self.output_count[j, d] += 1
+                weight = self.output_count[j, d].float().reciprocal().clamp(min=0.1)
+                self.output_rms[j, d] += weight * (y.detach().float().pow(2).mean().sqrt() - self.output_rms[j, d])
+        return y / self.output_rms[j, d].clamp(min=1e-6).to(y.dtype)
+
     def subnet_state_dict(self, arch: Architecture) -> dict[str, Tensor]:
-        """Weights of the sub-network ``arch`` under the module names of ``crnas.models.build(arch)``."""
+        """Weights of the sub-network ``arch`` under the module names of ``crnas.models.build(arch)``
+        (without the outputs' running scales, which :func:`extract_detector` folds into the FPN)."""
         indices = self.active_indices(arch.blocks)
-        state = self.state_dict()
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("output_")}
         if not self.mobilenet:
             keep = {f"layer{s + 1}.{i}." for s, stage in enumerate(indices) for i in stage}
             return {k: v for k, v in state.items() if not k.startswith("layer") or any(k.startswith(p) for p in keep)}
@@ -262,7 +301,10 @@ class SuperNet(nn.Module):
             for i in range(1, 5):
                 x = getattr(self, f"layer{i}")(x)
                 outs.append(x)
-        return OrderedDict((str(v), outs[k - 1]) for v, k in enumerate(self.returned_layers))
+        returned = [outs[k - 1] for k in self.returned_layers]
+        if self.normalize_outputs:
+            returned = [self._normalize(j, y) for j, y in enumerate(returned)]
+        return OrderedDict((str(j), y) for j, y in enumerate(returned))
 
 
 class SuperNetBackbone(nn.Module):
@@ -282,18 +324,21 @@ class SuperNetBackbone(nn.Module):
 
 def build_supernet_detector(
     detector: str, space: StageSpace, *, num_classes: int, fpn_channels: int = 256, representation_size: int | None = None,
-    norm_layer: Callable[[int], nn.Module] | None = None, **kwargs: Any,
+    norm_layer: Callable[[int], nn.Module] | None = None, normalize_outputs: bool = False, **kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector (as :func:`crnas.detection.build_detector`, same head options) whose
-    backbone is the supernet of ``space`` (trainable, ``norm_layer``: default ``nn.BatchNorm2d``); see :func:`supernet_of`."""
-    body = SuperNet(space, norm_layer=norm_layer, returned_layers=fpn_returned_layers(detector))
+    backbone is the supernet of ``space`` (trainable, ``norm_layer``: default ``nn.BatchNorm2d``;
+    ``normalize_outputs`` as in :class:`SuperNet`); see :func:`supernet_of`."""
+    body = SuperNet(space, norm_layer=norm_layer, returned_layers=fpn_returned_layers(detector), normalize_outputs=normalize_outputs)
     backbone = SuperNetBackbone(body, extra_blocks=fpn_extra_blocks(detector, fpn_channels), out_channels=fpn_channels)
     return assemble_detector(detector, backbone, num_classes=num_classes, representation_size=representation_size, **kwargs)
 
 
 def extract_detector(model: nn.Module, arch: Architecture, detector: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     """The final detector of ``arch`` (:func:`crnas.detection.build_detector`, standard layers only)
-    carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads."""
+    carrying the supernet detector's weights: the sub-network's backbone, the FPN and the heads (the
+    FPN's lateral 1×1 convs divided by the running scales of the supernet's normalised outputs at
+    ``arch``'s depths)."""
     backbone = model.backbone
     assert isinstance(backbone, SuperNetBackbone), "a detector from build_supernet_detector"
     final = build_detector(
@@ -304,6 +349,10 @@ def extract_detector(model: nn.Module, arch: Architecture, detector: str, *, num
         body = {k.split(".", 1)[1]: v for k, v in body.items()}
     state = {f"backbone.body.{k}": v for k, v in body.items()}
     state.update({k: v for k, v in model.state_dict().items() if not k.startswith("backbone.body.")})
+    for j, scale in enumerate(supernet_of(model).output_scales(arch.blocks)):
+        if scale is not None:  # conv(x / s) = (conv's weight / s)(x)
+            weight = f"backbone.fpn.inner_blocks.{j}.0.weight"
+            state[weight] = state[weight] / scale.clamp(min=1e-6)
     final.load_state_dict(state)
     return final
 
