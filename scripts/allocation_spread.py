@@ -32,7 +32,9 @@ Each run's final training loss (its checkpoint's loss history) is recorded besid
 closely the seed-to-seed AP differences follow it (optimisation noise or not). The ground truth's means
 and each search's supernet scores are fitted on the stage depths (linear and log, ``crnas.search.audit.depth_fit``,
 docs/audit.md#depth-response): where
-a supernet's scores bend away from the stand-alone AP, depth by depth.
+a supernet's scores bend away from the stand-alone AP, depth by depth; and each search's τ is set against
+the depth baseline (``crnas.search.audit.depth_baseline``, docs/audit.md#depth-baseline): how well a linear
+fit on the depths, leaving each allocation out, ranks the same stand-alone AP.
 ``--eval-noise`` says how much of the seed spread is evaluation-image sampling (more evaluation images
 would shrink that part only). ``--compare OTHER.json`` ranks this ground truth's means against another one's (e.g. a shorter
 schedule's) over the allocations both hold: does a cheaper ground truth order them alike?
@@ -249,6 +251,26 @@ class StageRanking(NamedTuple):
         return list(self.allocations[0].blocks)
 
 
+def baseline_from_subsets(rows: list[dict[str, Any]], k: int = 12, draws: int = 200, seed: int = 0) -> dict[str, Any] | None:
+    """The depth baseline (docs/audit.md#depth-baseline) as an audit of ``k`` allocations would fit it: the
+    linear depth model fitted on ``draws`` random ``k``-subsets of the ground truth's means, Kendall τ of
+    its predictions on the allocations left out (mean and 5–95% range over the draws; scipy.stats.kendalltau)."""
+    import scipy.stats
+
+    d, y = np.array([r["blocks"] for r in rows], dtype=float), np.array([r["mean"] for r in rows])
+    if len(y) < k + 4:
+        return None
+    design = np.column_stack([np.ones(len(d)), d[:, :-1] if np.ptp(d.sum(axis=1)) == 0 else d])
+    rng, taus = np.random.default_rng(seed), []
+    for _ in range(draws):
+        fit = rng.choice(len(y), k, replace=False)
+        rest = np.setdiff1d(np.arange(len(y)), fit)
+        coefficients = np.linalg.lstsq(design[fit], y[fit], rcond=None)[0]
+        taus.append(float(scipy.stats.kendalltau(design[rest] @ coefficients, y[rest]).statistic))
+    return {"fitted_on": k, "predicted": len(y) - k, "draws": draws, "seed": seed, "kendall_tau_mean": float(np.mean(taus)),
+            "kendall_tau_5_95": [float(np.percentile(taus, 5)), float(np.percentile(taus, 95))]}
+
+
 def stage_ranking(search_dir: Path) -> StageRanking:
     """``search_dir``'s stage ranking: from ``result.json``, or — for a search still in its later phases —
     from ``config.json`` and its complete stage table (``stage_search.jsonl``), sorted as the search sorts it."""
@@ -276,7 +298,7 @@ def shown(estimate: dict[str, Any]) -> str:
 def main() -> None:
     from crnas.arch import Architecture
     from crnas.cli.common import add_data_arguments
-    from crnas.search.audit import Pair, job_factory, rank_correlation, ranking_audit, tau_difference, variance_components
+    from crnas.search.audit import Pair, depth_baseline, job_factory, rank_correlation, ranking_audit, tau_difference, variance_components
     from crnas.search.config import PRESETS, preset
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="demo", choices=list(PRESETS), help="detector settings, schedule and space (default demo)")
@@ -377,6 +399,7 @@ def main() -> None:
         among_truth = args.no_picks or tuple(result.best) not in truth  # --cached-only may leave the pick out
         pick = min(pairs, key=lambda p: p.supernet_rank).blocks if among_truth else result.best
         audit = ranking_audit(pairs, pick, key=lambda p: p.blocks)
+        by_depths = depth_baseline(pairs)
         tau, rho = audit.kendall_tau, audit.spearman_rho
         split = result.config.split_stage
         checks[name] = {
@@ -391,6 +414,9 @@ def main() -> None:
             "depth_fit": {
                 "table": fit_of([a.blocks for a in result.allocations], [100 * a.metrics["AP"] for a in result.allocations]),
                 "ground_truth_allocations": fit_of(list(scores[name]), [100 * v for v in scores[name].values()]),
+            },
+            "depth_baseline": None if by_depths is None else {
+                "kendall_tau": asdict(by_depths.kendall_tau), "supernet_minus_baseline": asdict(by_depths.supernet_minus_baseline),
             },
             **({"archval_noise": archval_noise(Path(name), result, truth)} if args.archval_noise else {}),
         }
@@ -413,6 +439,7 @@ def main() -> None:
         **identity, "cached_only": args.cached_only,
         "extended_from": None if args.extend is None else {"file": str(args.extend), "allocations": len(recorded)},
         "allocations": rows, "depth_fit": fit_of([r["blocks"] for r in rows], [r["mean"] for r in rows]), "anova": asdict(stats),
+        "depth_baseline_from_subsets": baseline_from_subsets(rows),
         "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
         "tau_differences": differences,
         "compared": compared, "unit": "AP in percent",
@@ -433,6 +460,10 @@ def main() -> None:
         print(f"evaluation-image sampling alone: seed sd {sampling['sd_within_eval']:.2f} AP ({share} of the seed variance); "
               f"re-evaluated AP within {sampling['max_reevaluation_diff']:.2g} of the cached")
     print(f"AP on the stage depths (docs/results.md#depth-fit): ground truth {fitted(summary['depth_fit'])}")
+    if (subsets := summary["depth_baseline_from_subsets"]) is not None:
+        lo, hi = subsets["kendall_tau_5_95"]
+        print(f"depth baseline fitted on {subsets['fitted_on']} allocations (an audit's default), {subsets['draws']} random draws: tau on the "
+              f"other {subsets['predicted']} {subsets['kendall_tau_mean']:+.2f} on average ({lo:+.2f} .. {hi:+.2f}, 5-95%)")
     for name, c in compared.items():
         print(f"against {name}: tau {shown(c['kendall_tau'])} over {c['allocations']} common allocations")
     for name, c in checks.items():
@@ -442,6 +473,9 @@ def main() -> None:
               f"vs baseline {base}")
         print(f"  supernet AP on the stage depths: over the ground truth's allocations {fitted(c['depth_fit']['ground_truth_allocations'])}; "
               f"over its whole table {fitted(c['depth_fit']['table'])}")
+        if (base := c["depth_baseline"]) is not None:
+            print(f"  depth baseline (docs/audit.md#depth-baseline): leave-one-out linear fit on the depths tau {shown(base['kendall_tau'])}; "
+                  f"supernet minus it {shown(base['supernet_minus_baseline'])}")
         if (noise := c.get("archval_noise")) is not None:
             halves, tau = noise["split_half"], noise["kendall_tau_archval_resampled"]
             print(f"  archval: split-half r {halves['r']:.2f}, reliability {halves['reliability']:.2f} ({halves['candidates']} allocations, "

@@ -52,6 +52,30 @@ def test_allocation_spread_ranks_a_search_against_its_ground_truth(searched):
     tau = scipy.stats.kendalltau([supernet[b] for b in rows], truth).statistic
     assert check["kendall_tau"]["value"] == pytest.approx(tau)
     assert check["pick"] == result["stage_search"]["best"] and check["baseline_AP"] == rows[(2, 2, 2, 2)]["mean"]
+    assert check["depth_baseline"] is None and spread["depth_baseline_from_subsets"] is None  # 3 allocations: too few to fit
+
+
+def test_the_depth_baseline_from_subsets_predicts_the_allocations_left_out():
+    """allocation_spread.py's depth baseline as an audit of 12 would fit it: exact on AP linear in the
+    depths (τ 1 on every draw), reproducible by its seed, and None below 16 allocations."""
+    import importlib.util
+
+    from crnas import StageSpace
+
+    spec = importlib.util.spec_from_file_location("allocation_spread", ROOT / "scripts" / "allocation_spread.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    blocks = StageSpace.paper("resnet50").allocations()[::5]
+    slopes = [2**0.5, 3**0.5 / 2, np.pi / 10]  # no two allocations tie
+    rows = [{"blocks": b, "mean": 20 + float(np.dot(slopes, b[:3]))} for b in blocks]
+    exact = script.baseline_from_subsets(rows, draws=20)
+    assert exact["kendall_tau_mean"] == pytest.approx(1.0) and exact["predicted"] == len(rows) - 12
+    rng = np.random.default_rng(1)
+    noisy = [{**r, "mean": r["mean"] + rng.normal(0, 2)} for r in rows]
+    assert script.baseline_from_subsets(noisy, draws=20) == script.baseline_from_subsets(noisy, draws=20)
+    assert script.baseline_from_subsets(noisy, draws=20)["kendall_tau_mean"] < 1
+    assert script.baseline_from_subsets(rows[:15]) is None
 
 
 @pytest.fixture(scope="module")

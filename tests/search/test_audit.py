@@ -370,3 +370,43 @@ def test_a_stage_audit_fits_both_sides_on_the_depths_and_prints_them():
         f"(R2 linear 1.00, log {response.standalone.log.r2:.2f}: linear); supernet "
         f"{'/'.join(f'{c:+.2f}' for c in s.linear.coefficients)} (R2 linear {s.linear.r2:.2f}, log 1.00: log)"
     )
+
+
+def test_the_depth_baseline_ranks_by_a_leave_one_out_fit_and_the_supernet_is_compared_with_it():
+    """depth_baseline: each allocation predicted by the linear depth fit on the others (checked against the
+    hat-matrix closed form of leave-one-out residuals), τ of the predictions by scipy, the supernet's τ
+    minus it; audit.json round-trips it (older ones load None) and the printed audit gives the verdict."""
+    from crnas import StageSpace
+    from crnas.cli.audit import format_audit
+    from crnas.search.audit import Pair, depth_baseline, loo_depth_predictions, ranking_audit
+
+    blocks = StageSpace.paper("resnet50").allocations()[::10]
+    d = np.array(blocks, dtype=float)
+    alone = (20 + d[:, :3] @ [0.8, 0.6, 0.2] + np.random.default_rng(0).normal(0, 0.5, len(d))) / 100
+    design = np.column_stack([np.ones(len(d)), d[:, :3]])
+    hat = design @ np.linalg.pinv(design)
+    residual = alone - hat @ alone
+    predicted = loo_depth_predictions(blocks, alone)
+    assert predicted == pytest.approx(alone - residual / (1 - np.diag(hat)))
+    assert loo_depth_predictions(blocks, 2 * alone + 1) == pytest.approx(2 * np.array(predicted) + 1)  # the fit is affine-equivariant
+    assert loo_depth_predictions(blocks[:5], alone[:5]) is None  # 4 left to fit 4 parameters
+    assert loo_depth_predictions([b for b in blocks if b[0] == 1], alone[: sum(b[0] == 1 for b in blocks)]) is None  # C2 never varies
+    supernet = (30 + np.log(d) @ [1.7, 1.5, 1.3, 0.8]) / 100
+    pairs = [Pair(b, [1] * 16, float(s), float(a), [{"AP": float(a)}], i + 1) for i, (b, s, a) in enumerate(zip(blocks, supernet, alone))]
+    baseline = depth_baseline(pairs, resamples=50)
+    assert baseline is not None and depth_baseline(pairs[:5]) is None
+    tau = scipy.stats.kendalltau(predicted, alone).statistic
+    assert baseline.kendall_tau.value == pytest.approx(tau)
+    assert baseline.supernet_minus_baseline.value == pytest.approx(scipy.stats.kendalltau(supernet, alone).statistic - tau)
+    stage = ranking_audit(pairs, blocks[0], key=lambda p: p.blocks, resamples=50)
+    stage.depth_baseline = baseline
+    record = AuditRecord(stage=stage, dilation=None, config={}, search={})
+    assert AuditRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    older = record.to_dict()
+    del older["stage"]["depth_baseline"]
+    assert AuditRecord.from_dict(older).stage.depth_baseline is None
+    line = format_audit(record).splitlines()[-1]
+    lo, hi = baseline.supernet_minus_baseline.ci
+    verdict = "WORSE than the stage depths fitted on the other 15 stand-alone results" if hi < 0 else "cannot be told apart"
+    assert line.startswith(f"  depth baseline (docs/audit.md#depth-baseline): a linear fit on the stage depths, leaving each allocation out, ranks "
+                           f"the stand-alone APs at tau {tau:+.3f}") and verdict in line

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from crnas.cli.common import CLIUsageError
 
 if TYPE_CHECKING:
-    from crnas.search.audit import AuditConfig, AuditRecord, DepthResponse, StandaloneCache
+    from crnas.search.audit import AuditConfig, AuditRecord, DepthBaseline, DepthResponse, StandaloneCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +114,27 @@ def format_audit(record: AuditRecord) -> str:
             )
         if audit.depth_response is not None:
             lines.append(_depth_line(audit.depth_response))
+        if audit.depth_baseline is not None:
+            lines.append(_baseline_line(audit.depth_baseline, len(audit.pairs)))
     return "\n".join(lines)
+
+
+def _baseline_line(baseline: DepthBaseline, m: int) -> str:
+    """The depth baseline in one line, with what the paired difference says about the supernet."""
+    tau, diff = baseline.kendall_tau, baseline.supernet_minus_baseline
+    if tau.value is None or tau.ci is None or diff.value is None or diff.ci is None:
+        return "  depth baseline (docs/audit.md#depth-baseline): n/a (the stand-alone APs are all equal)"
+    if diff.ci[1] < 0:
+        verdict = f"the supernet ranks WORSE than the stage depths fitted on the other {m - 1} stand-alone results"
+    elif diff.ci[0] > 0:
+        verdict = "the supernet ranks better than the stage depths alone"
+    else:
+        verdict = "the supernet cannot be told apart from the stage depths alone"
+    return (
+        f"  depth baseline (docs/audit.md#depth-baseline): a linear fit on the stage depths, leaving each allocation out, ranks the "
+        f"stand-alone APs at tau {tau.value:+.3f} (95% CI {tau.ci[0]:+.3f} .. {tau.ci[1]:+.3f}); supernet minus it "
+        f"{diff.value:+.3f} ({diff.ci[0]:+.3f} .. {diff.ci[1]:+.3f}): {verdict}"
+    )
 
 
 def _depth_line(response: DepthResponse) -> str:

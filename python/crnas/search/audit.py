@@ -59,7 +59,7 @@ __all__ = [
     "pick_allocations", "rank_correlation", "tau_difference", "run_audit", "audit_plan", "default_cache_dir", "job_factory", "standalone_detector",
     "standalone_trainer",
     "run_jobs", "SeedNoise", "variance_components", "EvalSampling", "eval_sampling", "sampling_variance", "ranking_audit", "final_check_of",
-    "DepthModel", "DepthFit", "DepthResponse", "depth_fit", "depth_response",
+    "DepthModel", "DepthFit", "DepthResponse", "depth_fit", "depth_response", "DepthBaseline", "depth_baseline", "loo_depth_predictions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,6 +205,19 @@ class DepthResponse:
 
 
 @dataclass
+class DepthBaseline:
+    """What the stage depths alone say (docs/audit.md#depth-baseline): each audited allocation's
+    stand-alone AP predicted by the linear depth model (:class:`DepthFit`'s) fitted on the *other*
+    allocations' stand-alone means (leave-one-out, :func:`loo_depth_predictions`); Kendall τ of those
+    predictions against the stand-alone means, and the supernet's τ minus it over the same allocations
+    (paired bootstrap, :func:`tau_difference`). Below zero: the supernet ranks worse than a line through
+    the stand-alone runs the audit trained anyway."""
+
+    kendall_tau: Estimate
+    supernet_minus_baseline: Estimate
+
+
+@dataclass
 class RankingAudit:
     """How well one ranking (stage or dilation search) agrees with stand-alone training."""
 
@@ -219,6 +232,8 @@ class RankingAudit:
     seed_noise: SeedNoise | None = None
     #: Stage audits: :func:`depth_response` (``None`` for too few or too alike allocations, and for dilations).
     depth_response: DepthResponse | None = None
+    #: Stage audits: :func:`depth_baseline` (``None`` for too few allocations to fit it leaving one out, and for dilations).
+    depth_baseline: DepthBaseline | None = None
 
 
 @dataclass
@@ -252,10 +267,12 @@ class AuditRecord:
             est = lambda e: Estimate(e["value"], None if e["ci"] is None else tuple(e["ci"]))  # noqa: E731
             fit = lambda f: DepthFit(DepthModel(**f["linear"]), DepthModel(**f["log"]), f["last_stage_is_reference"])  # noqa: E731
             depths = r.get("depth_response")  # absent from an audit.json written before it existed
+            baseline = r.get("depth_baseline")  # likewise
             return RankingAudit(
                 kendall_tau=est(r["kendall_tau"]), spearman_rho=est(r["spearman_rho"]), top3_overlap=r["top3_overlap"],
                 regret=r["regret"], pick=r["pick"], pairs=[Pair(**p) for p in r["pairs"]], seed_noise=noise(r),
                 depth_response=None if not depths else DepthResponse(fit(depths["standalone"]), fit(depths["supernet"])),
+                depth_baseline=None if not baseline else DepthBaseline(est(baseline["kendall_tau"]), est(baseline["supernet_minus_baseline"])),
             )
 
         stage = ranking(d["stage"])
@@ -370,7 +387,7 @@ def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> DepthFit 
     if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
         return None
     constant_total = bool(np.ptp(d.sum(axis=1)) == 0)
-    linear, log = (np.column_stack([np.ones(len(y)), x]) for x in (d[:, :-1] if constant_total else d, np.log(d)))
+    linear, log = _linear_design(d), np.column_stack([np.ones(len(y)), np.log(d)])
     if any(np.linalg.matrix_rank(design) < design.shape[1] for design in (linear, log)):
         return None
 
@@ -380,6 +397,40 @@ def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> DepthFit 
         return DepthModel(coefficients[1:].tolist(), float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean()))))
 
     return DepthFit(fit(linear), fit(log), constant_total)
+
+
+def _linear_design(d: NDArray[np.floating]) -> NDArray[np.floating]:
+    """The linear depth model's design matrix: an intercept and the depths, the last stage's left out
+    where every allocation has the same total (it is then the others' complement)."""
+    constant_total = bool(np.ptp(d.sum(axis=1)) == 0)
+    return np.column_stack([np.ones(len(d)), d[:, :-1] if constant_total else d])
+
+
+def loo_depth_predictions(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> list[float] | None:
+    """Each allocation's AP predicted by the linear depth model (:func:`depth_fit`'s) fitted by least
+    squares on all the *other* allocations (leave-one-out); ``None`` where some fit would have fewer than
+    two allocations beyond its parameters or could not separate the stages' effects."""
+    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
+    design = _linear_design(d)
+    predictions = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        if keep.sum() < design.shape[1] + 2 or np.linalg.matrix_rank(design[keep]) < design.shape[1]:
+            return None
+        predictions.append(float(design[i] @ np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]))
+    return predictions
+
+
+def depth_baseline(pairs: Sequence[Pair], *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> DepthBaseline | None:
+    """The :class:`DepthBaseline` of a stage audit's pairs; ``None`` where :func:`loo_depth_predictions` is."""
+    alone = [p.standalone_AP for p in pairs]
+    predicted = loo_depth_predictions([p.blocks for p in pairs], alone)
+    if predicted is None:
+        return None
+    return DepthBaseline(
+        rank_correlation(predicted, alone, "kendall", resamples=resamples, level=level, seed=seed),
+        tau_difference([p.supernet_AP for p in pairs], predicted, alone, resamples=resamples, level=level, seed=seed + 1),
+    )
 
 
 def depth_response(pairs: Sequence[Pair]) -> DepthResponse | None:
@@ -777,6 +828,7 @@ def run_audit(
         resamples=audit.resamples, level=audit.level,
     )
     stage.depth_response = depth_response(stage.pairs)
+    stage.depth_baseline = depth_baseline(stage.pairs, resamples=audit.resamples, level=audit.level, seed=seed + 6)
     dilation = None
     if setup.dilation:
         dilation = ranking_audit(
