@@ -42,6 +42,11 @@ schedule's) over the allocations both hold: does a cheaper ground truth order th
 split-half reliability of its scores, ``crnas.search.confidence.split_half``) and how far τ moves when
 only the archval images are resampled — what a larger archval could buy (from the detections the search
 stored; no training).
+``--depth-model OTHER.json`` ranks by the stage depths alone, as fitted on another ground truth this script
+wrote (other data seeds; e.g. 12 allocations, one seed): the linear depth fit of OTHER's means scores every
+allocation of the space, and the script reports its τ on this ground truth, its τ against each search's
+(paired) and its pick, the space's best by that fit (``--also`` trains it here).
+``--also D [D ...]`` (repeatable) adds an allocation to the ground truth, such as a predictor's pick.
 ``--extend EARLIER.json`` grows a ground truth this script wrote before (same preset, norm, schedule,
 seeds and data): the runs it records stand in for cached ones, its allocations stay in, and only the
 new ones train — so a ground truth survives the loss of its cache (e.g. ``--allocations 27`` over a
@@ -255,8 +260,6 @@ def baseline_from_subsets(rows: list[dict[str, Any]], k: int = 12, draws: int = 
     """The depth baseline (docs/audit.md#depth-baseline) as an audit of ``k`` allocations would fit it: the
     linear depth model fitted on ``draws`` random ``k``-subsets of the ground truth's means, Kendall τ of
     its predictions on the allocations left out (mean and 5–95% range over the draws; scipy.stats.kendalltau)."""
-    import scipy.stats
-
     d, y = np.array([r["blocks"] for r in rows], dtype=float), np.array([r["mean"] for r in rows])
     if len(y) < k + 4:
         return None
@@ -269,6 +272,34 @@ def baseline_from_subsets(rows: list[dict[str, Any]], k: int = 12, draws: int = 
         taus.append(float(scipy.stats.kendalltau(design[rest] @ coefficients, y[rest]).statistic))
     return {"fitted_on": k, "predicted": len(y) - k, "draws": draws, "seed": seed, "kendall_tau_mean": float(np.mean(taus)),
             "kendall_tau_5_95": [float(np.percentile(taus, 5)), float(np.percentile(taus, 95))]}
+
+
+def depth_model_check(
+    other: Path, space: list[list[int]], truth: dict[tuple[int, ...], float], scores: dict[str, dict[tuple[int, ...], float]]
+) -> dict[str, Any]:
+    """``--depth-model``: the linear depth fit (:func:`crnas.search.audit.depth_fit`) of ``other``'s means
+    scoring every allocation of ``space``; its Kendall τ on ``truth`` (bootstrap CI), minus each search's
+    τ over the allocations both scored (paired), and its pick (the space's best by the fit)."""
+    from crnas.search.audit import rank_correlation, tau_difference
+
+    if not other.is_file():
+        raise SystemExit(f"--depth-model: expected a JSON file this script wrote, got {str(other)!r} (no such file)")
+    rows = json.loads(other.read_text())["allocations"]
+    fit = depth_fit([r["blocks"] for r in rows], [r["mean"] for r in rows])
+    if fit is None:
+        raise SystemExit(f"--depth-model: expected a ground truth whose depths separate the stages (at least 7 allocations), got {other}")
+    coefficients = np.asarray(fit.linear.coefficients)
+    score = {tuple(b): float(np.asarray(b[: len(coefficients)], dtype=float) @ coefficients) for b in space}
+    ranked = [b for b in truth if b in score]
+    tau = rank_correlation([score[b] for b in ranked], [truth[b] for b in ranked], "kendall")
+    minus = {}
+    for name, theirs in scores.items():
+        common = [b for b in ranked if b in theirs]
+        diff = tau_difference([score[b] for b in common], [theirs[b] for b in common], [truth[b] for b in common])
+        minus[name] = {"value": diff.value, "ci": diff.ci}
+    pick = max(score, key=lambda b: score[b])
+    return {"fitted_on": str(other), "allocations": len(rows), "linear": asdict(fit.linear), "ranked": len(ranked),
+            "kendall_tau": {"value": tau.value, "ci": tau.ci}, "minus_searches": minus, "pick": list(pick), "pick_AP": truth.get(pick)}
 
 
 def stage_ranking(search_dir: Path) -> StageRanking:
@@ -328,6 +359,10 @@ def main() -> None:
                          "stay in, only new allocations train")
     ap.add_argument("--cached-only", action="store_true",
                     help="train nothing: report over the allocations whose every seed is in the cache (listed in the JSON's left_out)")
+    ap.add_argument("--depth-model", type=Path, default=None, metavar="OTHER.json",
+                    help="rank by the linear depth fit of another ground truth's means (other data seeds) and check it here")
+    ap.add_argument("--also", type=int, nargs="+", action="append", default=[], metavar="D",
+                    help="train this allocation too, one depth per stage (repeatable)")
     ap.add_argument("--no-progress", action="store_true")
     add_data_arguments(ap, required=False)
     args = ap.parse_args()
@@ -339,6 +374,11 @@ def main() -> None:
     if baseline not in space:
         raise SystemExit(f"--family: expected a family whose baseline is in the preset's space, got {args.family} ({baseline})")
     allocations = farthest_point(space.allocations(), baseline, args.allocations)
+    for blocks in args.also:
+        if blocks not in space:
+            raise SystemExit(f"--also: expected an allocation of the {args.preset} preset's {args.family} space, got {blocks}")
+        if blocks not in allocations:
+            allocations.append(blocks)
     data = {"train": train_set.report.source, "eval": eval_set.report.source,
             "spec": data_spec(args, config.data, resize=(config.min_size, config.max_size))}
     identity: dict[str, Any] = {"preset": args.preset, "family": args.family, "norm": config.norm, "iterations": args.iterations, "seeds": args.seeds,
@@ -367,10 +407,10 @@ def main() -> None:
     for blocks, runs in metrics.items():
         aps = [100 * m["AP"] for m in runs]
         rows.append({
-            "blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1)),
+            "blocks": list(blocks), "AP": aps, "mean": float(np.mean(aps)), "sd": float(np.std(aps, ddof=1)) if len(aps) > 1 else None,
             "train_loss_end": recorded[blocks].train_loss_end if blocks in recorded else [final_train_loss(cache.run_dir(j)) for j in jobs[blocks]],
         })
-    stats = variance_components([r["AP"] for r in rows])
+    stats = variance_components([r["AP"] for r in rows]) if len(args.seeds) > 1 else None  # one seed: no seed noise to measure
     truth = {tuple(r["blocks"]): r["mean"] for r in rows}
     sampling = None
     if args.eval_noise:
@@ -382,7 +422,7 @@ def main() -> None:
         sampling = {
             "runs": sum(map(len, reported.values())), "sd_within_eval": 100 * measured.sd_within,
             "max_reevaluation_diff": 100 * measured.max_reevaluation_diff,
-            "share_of_seed_variance": (100 * measured.sd_within) ** 2 / stats.sd_within**2 if stats.sd_within > 0 else None,
+            "share_of_seed_variance": (100 * measured.sd_within) ** 2 / stats.sd_within**2 if stats and stats.sd_within > 0 else None,
         }
     checks: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[tuple[int, ...], float]] = {}  # each search's supernet AP of the ground truth's allocations
@@ -427,6 +467,7 @@ def main() -> None:
             common = [b for b in scores[first] if b in scores[second]]
             diff = tau_difference([scores[first][b] for b in common], [scores[second][b] for b in common], [truth[b] for b in common])
             differences[f"{first} - {second}"] = {"allocations": len(common), "kendall_tau": {"value": diff.value, "ci": diff.ci}}
+    by_model = depth_model_check(args.depth_model, space.allocations(), truth, scores) if args.depth_model else None
     compared: dict[str, dict[str, Any]] = {}
     for other in args.compare:  # another ground truth (e.g. a shorter schedule) over the allocations both hold
         theirs = {tuple(r["blocks"]): r["mean"] for r in json.loads(other.read_text())["allocations"]}
@@ -438,10 +479,11 @@ def main() -> None:
     summary: dict[str, Any] = {
         **identity, "cached_only": args.cached_only,
         "extended_from": None if args.extend is None else {"file": str(args.extend), "allocations": len(recorded)},
-        "allocations": rows, "depth_fit": fit_of([r["blocks"] for r in rows], [r["mean"] for r in rows]), "anova": asdict(stats),
+        "allocations": rows, "depth_fit": fit_of([r["blocks"] for r in rows], [r["mean"] for r in rows]),
+        "anova": None if stats is None else asdict(stats),
         "depth_baseline_from_subsets": baseline_from_subsets(rows),
         "seed_noise_vs_train_loss": seed_noise_vs_loss(rows), "eval_noise": sampling, "searches": checks,
-        "tau_differences": differences,
+        "tau_differences": differences, "depth_model": by_model,
         "compared": compared, "unit": "AP in percent",
         **provenance,
     }
@@ -450,8 +492,11 @@ def main() -> None:
     print(f"{'blocks':>16}  {'AP per seed':>24}  mean")
     for r in sorted(rows, key=lambda r: -r["mean"]):
         print(f"{str(r['blocks']):>16}  {' '.join(f'{a:5.2f}' for a in r['AP']):>24}  {r['mean']:.2f}")
-    print(f"between-allocation sd {stats.sd_between:.2f} AP, seed sd {stats.sd_within:.2f} AP, F = {stats.F:.2f}, p = {stats.p:.3g}; "
-          f"tau ceiling {stats.tau_ceiling:.2f} (docs/audit.md#tau-ceiling); {stats.seeds_advice()}")
+    if stats is None:
+        print("one seed per allocation: no seed-to-seed noise measured (no ANOVA, no tau ceiling)")
+    else:
+        print(f"between-allocation sd {stats.sd_between:.2f} AP, seed sd {stats.sd_within:.2f} AP, F = {stats.F:.2f}, p = {stats.p:.3g}; "
+              f"tau ceiling {stats.tau_ceiling:.2f} (docs/audit.md#tau-ceiling); {stats.seeds_advice()}")
     if (vs_loss := summary["seed_noise_vs_train_loss"]) is not None:
         print(f"AP vs final training loss over {vs_loss['runs']} runs: r = {vs_loss['within_allocations_r']:+.2f} seed to seed "
               f"(within allocations), {vs_loss['raw_r']:+.2f} overall")
@@ -483,6 +528,12 @@ def main() -> None:
                   f"{tau['interval'][0]:+.2f} .. {tau['interval'][1]:+.2f})")
     for name, d in differences.items():
         print(f"tau of {name}: {shown(d['kendall_tau'])} over {d['allocations']} allocations (paired bootstrap)")
+    if by_model is not None:
+        pick = "not in this ground truth (train it with --also)" if by_model["pick_AP"] is None else f"{by_model['pick_AP']:.2f} AP"
+        print(f"depth model fitted on {by_model['fitted_on']} ({by_model['allocations']} allocations): tau {shown(by_model['kendall_tau'])} "
+              f"over {by_model['ranked']} allocations; pick {by_model['pick']} {pick}")
+        for name, d in by_model["minus_searches"].items():
+            print(f"  tau of the depth model - {name}: {shown(d)} (paired bootstrap)")
 
 
 if __name__ == "__main__":

@@ -319,3 +319,31 @@ def test_fallback_check_replays_the_searchs_final_check_and_judges_it_by_an_audi
         assert row["stage"]["fallback"] == (winner != baseline and lead["ci"][0] <= 0)  # what --stage-fallback would decide
     assert replayed["stage"]["standalone_AP"]["winner"] == pytest.approx(20.0) and "standalone_AP" not in recorded["stage"]
     assert winner != baseline and replayed["stage"]["decision_right"] == (not replayed["stage"]["fallback"])  # the winner trained better
+
+
+def test_allocation_spread_checks_a_depth_model_fitted_elsewhere_and_trains_its_pick(searched):
+    """--depth-model: the linear depth fit of another ground truth's means ranks this one (τ by scipy) and
+    picks the space's best by the fit, which --also trains here; bad files and allocations get one line."""
+    from crnas.search import preset
+
+    tmp, search, _ = searched
+    space = preset("tiny", family="resnet18").space().allocations()
+    slopes = [1.3, 0.6, 0.2]  # C2 first: the fit picks the allocation with the most early blocks
+    other = tmp / "other.json"
+    other.write_text(json.dumps({"allocations": [{"blocks": b, "mean": 20 + float(np.dot(slopes, b[:3])) + 0.01 * i} for i, b in enumerate(space)]}))
+    pick = max(space, key=lambda b: float(np.dot(slopes, b[:3])))
+    out = tmp / "depth-model.json"
+    run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "--out", str(out),
+        "--searches", str(search), "--no-picks", "--depth-model", str(other), "--also", *map(str, pick))
+    checked = json.loads(out.read_text())
+    truth = {tuple(r["blocks"]): r["mean"] for r in checked["allocations"]}
+    model = checked["depth_model"]
+    assert pick in [r["blocks"] for r in checked["allocations"]] and model["pick"] == pick and model["pick_AP"] == truth[tuple(pick)]
+    fitted = {b: float(np.dot(model["linear"]["coefficients"], b[:3])) for b in truth}
+    assert model["kendall_tau"]["value"] == pytest.approx(scipy.stats.kendalltau(list(fitted.values()), list(truth.values())).statistic)
+    assert list(model["minus_searches"]) == [str(search)] and model["ranked"] == len(truth)
+    bad = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--out", str(out), "--also", "9", "9", "9", "9", ok=False)
+    assert bad.stderr.strip() == "--also: expected an allocation of the tiny preset's resnet18 space, got [9, 9, 9, 9]"
+    bad = run(tmp, str(ROOT / "scripts" / "allocation_spread.py"), *TRUTH, "--allocations", "3", "--seeds", "0", "--out", str(out),
+              "--depth-model", str(tmp / "none.json"), ok=False)
+    assert bad.stderr.strip().endswith("(no such file)")
