@@ -109,7 +109,8 @@ class SuperNet(nn.Module):
             stage), by its running root mean square at the stage's current depth, so that the shared FPN
             sees every depth at one scale: a stage's output grows with its depth, every residual block
             adding to it (docs/design.md#normalized-outputs). The running values are kept per stage and
-            depth in training mode, like BatchNorm's; :func:`extract_detector` folds them into the FPN.
+            depth by training steps (training mode with gradients enabled, so BatchNorm recalibration
+            before scoring leaves them); :func:`extract_detector` folds them into the FPN.
     """
 
     output_rms: Tensor
@@ -245,10 +246,10 @@ class SuperNet(nn.Module):
 
     def _normalize(self, j: int, y: Tensor) -> Tensor:
         """Returned stage ``j``'s output divided by its running root mean square at its depth, first
-        updated with ``y`` in training mode (a cumulative average over the first ten batches, then
+        updated with ``y`` by a training step (a cumulative average over the first ten batches, then
         momentum 0.1)."""
         d = self._depths[self.returned_layers[j] - 1]
-        if self.training:
+        if self.training and torch.is_grad_enabled():
             with torch.no_grad():
                 self.output_count[j, d] += 1
                 weight = self.output_count[j, d].float().reciprocal().clamp(min=0.1)
