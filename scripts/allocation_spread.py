@@ -30,7 +30,7 @@ for evaluation), or --coco / --voc (split by --holdout). The printed spread ends
 allocation a τ ceiling of 0.6 takes at the measured variances (docs/audit.md#tau-ceiling).
 Each run's final training loss (its checkpoint's loss history) is recorded beside its AP, with how
 closely the seed-to-seed AP differences follow it (optimisation noise or not). The ground truth's means
-and each search's supernet scores are fitted on the stage depths (linear and log, ``crnas.search.audit.depth_fit``,
+and each search's supernet scores are fitted on the stage depths (linear and log, ``crnas.search.depth.depth_fit``,
 docs/audit.md#depth-response): where
 a supernet's scores bend away from the stand-alone AP, depth by depth; and each search's τ is set against
 the depth baseline (``crnas.search.audit.depth_baseline``, docs/audit.md#depth-baseline): how well a linear
@@ -83,21 +83,11 @@ from crnas.search.audit import (
     standalone_trainer,
 )
 from crnas.search.config import SearchConfig
+from crnas.search.depth import farthest_point
 from crnas.search.result import ScoredAllocation
 from crnas.train import CHECKPOINT_NAME
 
 K = TypeVar("K", bound=Hashable)
-
-
-def farthest_point(allocations: list[list[int]], first: list[int], m: int) -> list[list[int]]:
-    """``first``, then repeatedly the allocation farthest (L1) from those picked; ties: the first in order."""
-    picked = [list(first)]
-    while len(picked) < min(m, len(allocations)):
-        far = max(
-            (a for a in allocations if a not in picked), key=lambda a: min(sum(abs(x - y) for x, y in zip(a, p)) for p in picked)
-        )
-        picked.append(far)
-    return picked
 
 
 def ground_truth_data(args: argparse.Namespace, config: SearchConfig) -> tuple[DetectionDataset, DetectionDataset]:
@@ -232,7 +222,7 @@ def archval_noise(search_dir: Path, ranking: StageRanking, truth: dict[tuple[int
 
 
 def fitted(fit: dict[str, Any] | None) -> str:
-    """A :func:`crnas.search.audit.depth_fit` (as this script's JSON holds it) as printed: both R² and both sets of coefficients."""
+    """A :func:`crnas.search.depth.depth_fit` (as this script's JSON holds it) as printed: both R² and both sets of coefficients."""
     if fit is None:
         return "n/a"
     return (f"R2 linear {fit['linear']['r2']:.2f} / log {fit['log']['r2']:.2f}; linear "
@@ -240,7 +230,7 @@ def fitted(fit: dict[str, Any] | None) -> str:
 
 
 def fit_of(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> dict[str, Any] | None:
-    """:func:`crnas.search.audit.depth_fit` as a JSON-ready dict."""
+    """:func:`crnas.search.depth.depth_fit` as a JSON-ready dict."""
     fit = depth_fit(blocks, ap)
     return None if fit is None else asdict(fit)
 
@@ -277,7 +267,7 @@ def baseline_from_subsets(rows: list[dict[str, Any]], k: int = 12, draws: int = 
 def depth_model_check(
     other: Path, space: list[list[int]], truth: dict[tuple[int, ...], float], scores: dict[str, dict[tuple[int, ...], float]]
 ) -> dict[str, Any]:
-    """``--depth-model``: the linear depth fit (:func:`crnas.search.audit.depth_fit`) of ``other``'s means
+    """``--depth-model``: the linear depth fit (:func:`crnas.search.depth.depth_fit`) of ``other``'s means
     scoring every allocation of ``space``; its Kendall τ on ``truth`` (bootstrap CI), minus each search's
     τ over the allocations both scored (paired), and its pick (the space's best by the fit)."""
     from crnas.search.audit import rank_correlation, tau_difference

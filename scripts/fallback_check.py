@@ -32,8 +32,8 @@ def check(search_dir: Path, finetune: Sequence[int] = ()) -> dict[str, Any]:
     from crnas.data import split
     from crnas.data.spec import load_dataset
     from crnas.search.audit import AuditRecord, final_check_of
-    from crnas.search.driver import data_fingerprint
     from crnas.search.result import load_result
+    from crnas.search.standalone import data_fingerprint
 
     result = load_result(search_dir)
     config = result.config

@@ -41,9 +41,10 @@ def main() -> None:
     from crnas.data import split
     from crnas.data.spec import load_dataset
     from crnas.search.audit import rank_correlation
-    from crnas.search.driver import STAGE_SUPERNET, data_fingerprint, finetune_path, trained_supernet
+    from crnas.search.driver import STAGE_SUPERNET, finetune_path, trained_supernet
     from crnas.search.result import load_result
     from crnas.search.scoring import Scorer
+    from crnas.search.standalone import data_fingerprint
 
     result = load_result(args.search)
     config = result.config

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 from crnas import Architecture
 from crnas.data.spec import load_dataset
-from crnas.search import driver, preset
+from crnas.search import preset
 from crnas.search.audit import (
     AuditConfig,
     AuditRecord,
@@ -22,6 +22,7 @@ from crnas.search.audit import (
     variance_components,
 )
 from crnas.search.result import DilationSearch, ScoredAllocation, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
+from crnas.search.standalone import data_fingerprint
 
 PAIRS = ([0.31, 0.12, 0.25, 0.08, 0.4, 0.22, 0.18, 0.05], [0.20, 0.15, 0.24, 0.10, 0.26, 0.12, 0.21, 0.02])
 
@@ -108,7 +109,7 @@ def search_dir(tmp_path):
         macs=SearchMacs(1, 1, [800, 1088], config.detector, {}), stage_search=StageSearch(allocations[0], table),
         dilation_search=DilationSearch("greedy", found.dilations, {"AP": 0.5}, k=3, joint=True, common_random=True),
         space=SearchedSpace(space.family, space.choices, space.budget, space.width, len(space)),
-        data=SearchData(config.data, 12, 9, 3, ["disc"], driver.data_fingerprint(load_dataset(config.data))),
+        data=SearchData(config.data, 12, 9, 3, ["disc"], data_fingerprint(load_dataset(config.data))),
         config=config, seeds={}, versions={},
     ).save(tmp_path / "result.json")
     return tmp_path, table

@@ -23,7 +23,7 @@ from crnas.cli.common import CLIUsageError, add_data_arguments, data_spec, load_
 from crnas.cli.errors import check_device
 from crnas.detection import NORMS
 from crnas.search.confidence import NOISE_ADVICE, Confidence
-from crnas.search.config import PRESETS, preset
+from crnas.search.config import PRESETS, STAGE_RANKERS, preset
 from crnas.search.result import SearchResult
 
 #: The searched stages, in the order of an allocation's block counts.
@@ -100,6 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stage's depth (folded into the FPN of the final model; docs/design.md#normalized-outputs)",
     )
     parser.add_argument(
+        "--stage-ranker", choices=STAGE_RANKERS,
+        help="how the stage search ranks the allocations: a stage supernet (default, the paper's) or depth-fit, a line through "
+        "the stage depths of --probes allocations each trained on its own (docs/design.md#depth-fit)",
+    )
+    parser.add_argument("--probes", type=int, metavar="N", help="depth-fit: allocations trained on their own (default 12)")
+    parser.add_argument("--probe-iterations", type=int, metavar="N", help="depth-fit: training iterations of each probe (default 1000)")
+    parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,
         help="few-shot splitting: after the shared stage supernet, train one copy per depth range of this stage and score "
         "each allocation with its copy (docs/design.md#few-shot)",
@@ -165,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         joint=True if args.joint else False if args.one_by_one else None, common_random=False if args.independent_completions else None,
         per_sample_paths=False if args.per_batch_paths else None, stage_sampling=args.stage_sampling, norm=args.norm,
         stage_sandwich=True if args.stage_sandwich else None, stage_distill=args.stage_distill,
-        normalize_outputs=True if args.normalize_outputs else None,
+        normalize_outputs=True if args.normalize_outputs else None, stage_ranker=args.stage_ranker, probes=args.probes,
+        probe_iterations=args.probe_iterations,
         weights_backbone=args.weights_backbone, dilation_fallback=False if args.no_dilation_fallback else None,
         stage_fallback=True if args.stage_fallback else None, finetune_check=args.finetune_check, data=spec,
         **_split(args),
@@ -200,7 +208,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"MACs ({config.detector} at {config.macs_input[0]}x{config.macs_input[1]}): {found / 1e9:.2f} G vs baseline "
           f"{base / 1e9:.2f} G ({100 * (found / base - 1):+.2f}%)")
     allocations = result.stage_search.allocations
-    print(f"stage search: {len(allocations)} allocations scored; best AP {allocations[0].metrics['AP']:.4f}")
+    probes = result.stage_search.probes
+    if probes is None:
+        print(f"stage search: {len(allocations)} allocations scored; best AP {allocations[0].metrics['AP']:.4f}")
+    else:
+        print(f"stage search: {len(allocations)} allocations scored by the depth fit of {len(probes.allocations)} probes "
+              f"(R2 {probes.fit.linear.r2:.2f}); best predicted AP {allocations[0].metrics['AP']:.4f}")
     for what, confidence in _confidences(result):
         print(confidence.summary(what))
         if not confidence.lead.significant:

@@ -19,9 +19,6 @@ of several searches on the same data train each architecture once. Every run is 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import logging
 import math
 import os
@@ -37,21 +34,31 @@ import numpy as np
 import scipy.stats
 import torch
 from numpy.typing import NDArray
-from tqdm import tqdm
 
-from crnas.arch import get_architecture
 from crnas.data import split
 from crnas.data.base import DetectionDataset
 from crnas.data.seeding import derive_seed
 from crnas.data.spec import load_dataset
-from crnas.detection import backbone_training, build_detector
-from crnas.eval import coco_eval, collect_detections
+from crnas.eval import collect_detections
 from crnas.eval.bootstrap import ImageEvaluation, bootstrap_weights
 from crnas.jsonfile import read_record, write_json
 from crnas.search.config import SearchConfig
-from crnas.search.driver import OP_SUPERNET, data_fingerprint, run_final_check, trained_supernet
+from crnas.search.depth import DepthFit, DepthModel, depth_fit, loo_depth_predictions
+from crnas.search.driver import OP_SUPERNET, run_final_check, trained_supernet
 from crnas.search.result import FinalCheck, SearchResult
 from crnas.search.scoring import Scorer
+from crnas.search.standalone import (
+    Entry,
+    StandaloneCache,
+    StandaloneJob,
+    Trainer,
+    data_fingerprint,
+    default_cache_dir,
+    job_factory,
+    run_jobs,
+    standalone_detector,
+    standalone_trainer,
+)
 from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
@@ -170,29 +177,8 @@ class SeedNoise:
         return f"{target} takes {self.seeds_for_target} seeds per architecture at these variances ({self.seeds} measured)"
 
 
-@dataclass
-class DepthModel:
-    """One least-squares model of AP (percent) on the stage depths: its coefficients (no intercept) and R²."""
-
-    coefficients: list[float]
-    r2: float
 
 
-@dataclass
-class DepthFit:
-    """How AP follows the stage depths d_s (docs/audit.md#depth-response). ``linear``: AP ≈ a + Σ c_s·d_s;
-    with a constant total of blocks the last stage is left out (``last_stage_is_reference``), so c_s is
-    the AP of moving one block from it into stage s. ``log``: AP ≈ a + Σ_s b_s·log d_s, diminishing
-    returns per stage."""
-
-    linear: DepthModel
-    log: DepthModel
-    last_stage_is_reference: bool
-
-    @property
-    def shape(self) -> str:
-        """``"linear"`` or ``"log"``: the model that fits better."""
-        return "log" if self.log.r2 > self.linear.r2 else "linear"
 
 
 @dataclass
@@ -379,46 +365,10 @@ def ranking_audit(
     )
 
 
-def depth_fit(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> DepthFit | None:
-    """The :class:`DepthFit` of ``ap`` (percent) on the allocations ``blocks``, by least squares; ``None``
-    with fewer allocations than the log model has parameters + 2, a constant AP, or depths that cannot
-    separate the stages' effects (a stage that never varies)."""
-    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
-    if len(y) < d.shape[1] + 3 or np.ptp(y) == 0:
-        return None
-    constant_total = bool(np.ptp(d.sum(axis=1)) == 0)
-    linear, log = _linear_design(d), np.column_stack([np.ones(len(y)), np.log(d)])
-    if any(np.linalg.matrix_rank(design) < design.shape[1] for design in (linear, log)):
-        return None
-
-    def fit(design: NDArray[np.floating]) -> DepthModel:
-        coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
-        residual = y - design @ coefficients
-        return DepthModel(coefficients[1:].tolist(), float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean()))))
-
-    return DepthFit(fit(linear), fit(log), constant_total)
 
 
-def _linear_design(d: NDArray[np.floating]) -> NDArray[np.floating]:
-    """The linear depth model's design matrix: an intercept and the depths, the last stage's left out
-    where every allocation has the same total (it is then the others' complement)."""
-    constant_total = bool(np.ptp(d.sum(axis=1)) == 0)
-    return np.column_stack([np.ones(len(d)), d[:, :-1] if constant_total else d])
 
 
-def loo_depth_predictions(blocks: Sequence[Sequence[int]], ap: Sequence[float]) -> list[float] | None:
-    """Each allocation's AP predicted by the linear depth model (:func:`depth_fit`'s) fitted by least
-    squares on all the *other* allocations (leave-one-out); ``None`` where some fit would have fewer than
-    two allocations beyond its parameters or could not separate the stages' effects."""
-    d, y = np.asarray(blocks, dtype=float), np.asarray(ap, dtype=float)
-    design = _linear_design(d)
-    predictions = []
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        if keep.sum() < design.shape[1] + 2 or np.linalg.matrix_rank(design[keep]) < design.shape[1]:
-            return None
-        predictions.append(float(design[i] @ np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]))
-    return predictions
 
 
 def depth_baseline(pairs: Sequence[Pair], *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> DepthBaseline | None:
@@ -500,58 +450,14 @@ def pick_allocations(ranked: Sequence[Sequence[int]], baseline: Sequence[int], m
 # -- stand-alone runs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StandaloneJob:
-    """One stand-alone training: everything its result depends on is in :meth:`key_dict`."""
-
-    architecture: dict[str, Any]
-    seed: int
-    iterations: int
-    train_fingerprint: str
-    eval_fingerprint: str
-    detector: dict[str, Any]
-    schedule: dict[str, Any]
-
-    def key_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "torch": torch.__version__.split("+")[0]}
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def default_cache_dir() -> Path:
-    """``$CRNAS_CACHE/standalone``, else ``~/.cache/crnas/standalone``."""
-    root = os.environ.get("CRNAS_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "crnas") / "standalone"
 
 
-class StandaloneCache:
-    """One directory per :class:`StandaloneJob` key: ``job.json``, the resumable training checkpoint,
-    and ``metrics.json`` once trained and evaluated."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def run_dir(self, job: StandaloneJob) -> Path:
-        return self.root / job.key()[:24]
-
-    def get(self, job: StandaloneJob) -> dict[str, float] | None:
-        path = self.run_dir(job) / "metrics.json"
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def put(self, job: StandaloneJob, metrics: dict[str, float]) -> None:
-        d = self.run_dir(job)
-        d.mkdir(parents=True, exist_ok=True)
-        write_json(d / "job.json", job.key_dict())
-        write_json(d / "metrics.json", metrics)
 
 
-#: ``trainer(job, run_dir, progress) -> COCO metrics``: trains and evaluates one stand-alone run.
-Trainer = Callable[[StandaloneJob, Path, bool], dict[str, float]]
 
 
-#: An audited architecture: blocks, dilations, supernet AP, supernet rank.
-Entry = tuple[list[int], list[int], float, int]
 
 
 @dataclass
@@ -586,16 +492,6 @@ def _eval_set(config: SearchConfig, audit: AuditConfig, archtrain: DetectionData
     return train, held_out
 
 
-def standalone_detector(config: SearchConfig, architecture: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """The detector a stand-alone run of ``architecture`` (a job's) trains, with the search's detector
-    settings (and ``weights_backbone``, if it had one), before training."""
-    layers, norm = backbone_training(config.weights_backbone is not None, config.norm)
-    return build_detector(
-        config.detector, get_architecture(architecture), num_classes=num_classes, weights_backbone=config.weights_backbone,
-        trainable_layers=layers, norm_layer=norm, fpn_channels=config.fpn_channels,
-        representation_size=config.representation_size, min_size=config.min_size, max_size=config.max_size,
-        **config.detector_kwargs,
-    )
 
 
 class EvalSampling(NamedTuple):
@@ -650,60 +546,8 @@ def eval_sampling(
     return EvalSampling(math.sqrt(float(np.mean(variances))), worst)
 
 
-def standalone_trainer(config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset) -> Trainer:
-    """Trains on ``train_set`` with :func:`crnas.train.train_detector` (the search's detector settings and
-    schedule; from the search's ``weights_backbone`` if it had one, with torchvision's fine-tuning
-    defaults for a pretrained backbone) and evaluates on ``eval_set`` with :func:`crnas.eval.coco_eval`."""
-
-    classes = len(train_set.classes) + 1
-
-    def train(job: StandaloneJob, run_dir: Path, progress: bool) -> dict[str, float]:
-        torch.manual_seed(job.seed)
-        model = standalone_detector(config, job.architecture, classes)
-        train_detector(
-            model, train_set, iterations=job.iterations, batch_size=config.batch_size, lr_per_image=config.lr_per_image,
-            warmup_iters=config.lr_warmup, device=config.device, seed=job.seed, num_workers=config.num_workers,
-            checkpoint_dir=run_dir, checkpoint_every=max(1, min(config.checkpoint_every, job.iterations)), progress=progress,
-        )
-        return coco_eval(model, eval_set, batch_size=config.eval_batch_size, device=config.device)
-
-    return train
 
 
-def run_jobs(
-    jobs: Sequence[StandaloneJob], cache: StandaloneCache, trainer: Trainer, *, progress: bool = True
-) -> list[dict[str, float]]:
-    """Train and evaluate each job that ``cache`` does not hold yet (each run resumes from its checkpoint);
-    returns every job's metrics, in order, cached or new.
-
-    Each run holds an exclusive lock (``flock`` on ``run_dir/.lock``) while it trains, so several
-    processes — audits of different searches, or the same command started once per core — can share one
-    cache: each trains the runs no other process holds, then waits for the ones still being trained."""
-    pending = [j for j in jobs if cache.get(j) is None]
-    bar = tqdm(total=len(pending), desc="stand-alone", unit="run", disable=not progress)
-    for blocking in (False, True):  # first the runs nobody holds, then wait for the others' runs
-        for job in pending:
-            run_dir = cache.run_dir(job)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with open(run_dir / ".lock", "w") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-                except BlockingIOError:
-                    continue  # another process trains it now
-                if cache.get(job) is not None:
-                    continue  # trained by another process meanwhile
-                metrics = trainer(job, run_dir, progress)
-                cache.put(job, metrics)
-            bar.update()
-            logger.info("stand-alone %s %s seed %d: AP %.4f", job.architecture["blocks"], job.architecture["dilations"], job.seed, metrics["AP"])
-        pending = [j for j in pending if cache.get(j) is None]
-    bar.close()
-    done = []
-    for job in jobs:
-        cached = cache.get(job)
-        assert cached is not None, "the blocking pass waited for every run"
-        done.append(cached)
-    return done
 
 
 def audit_plan(search_dir: str | os.PathLike[str], audit: AuditConfig | None = None) -> AuditPlan:
@@ -759,32 +603,6 @@ def final_check_of(
     return run_final_check(config, scorer, result.dilation_search, Path(search_dir), finetune=finetune)
 
 
-def job_factory(
-    config: SearchConfig, train_set: DetectionDataset, eval_set: DetectionDataset, iterations: int, seeds: Sequence[int]
-) -> Callable[[Entry], list[StandaloneJob]]:
-    """``entry -> [StandaloneJob per seed]`` (an entry's blocks and dilations; the search's detector
-    settings and schedule) with the data fingerprints and settings computed once."""
-    train_fp, eval_fp = data_fingerprint(train_set), data_fingerprint(eval_set)
-    detector = {
-        "detector": config.detector, "num_classes": len(train_set.classes) + 1, "fpn_channels": config.fpn_channels,
-        "representation_size": config.representation_size, "min_size": config.min_size, "max_size": config.max_size,
-        "detector_kwargs": config.detector_kwargs,
-    }
-    if config.weights_backbone is not None:  # absent otherwise, so the keys of runs from scratch stay as they were
-        weights = Path(config.weights_backbone)
-        detector["weights_backbone"] = (
-            "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else config.weights_backbone
-        )
-    if config.norm != "batch":  # absent for BatchNorm, so the keys of earlier runs stay as they were
-        detector["norm"] = config.norm
-    schedule = {"batch_size": config.batch_size, "lr_per_image": config.lr_per_image, "warmup": config.lr_warmup}
-
-    def jobs(entry: Entry) -> list[StandaloneJob]:
-        blocks, dilations, _, _ = entry
-        arch = get_architecture({"family": config.family, "blocks": blocks, "dilations": dilations, "width": config.width}).to_dict()
-        return [StandaloneJob(arch, s, iterations, train_fp, eval_fp, detector, schedule) for s in seeds]
-
-    return jobs
 
 
 def run_audit(

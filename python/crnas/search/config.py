@@ -10,14 +10,17 @@ from typing import Any
 from crnas.arch import DETECTORS, MACS_INPUT_SIZE, SAMPLINGS, StageSpace
 from crnas.detection import backbone_training, detection_limit
 
-__all__ = ["SearchConfig", "PRESETS", "preset", "METHODS"]
+__all__ = ["SearchConfig", "PRESETS", "preset", "METHODS", "STAGE_RANKERS"]
 
 METHODS = ("greedy", "differentiable")
+#: How the stage search ranks the allocations (docs/design.md#depth-fit).
+STAGE_RANKERS = ("supernet", "depth-fit")
 
 #: Settings that shape a search's trained weights, as a ``config.json`` written before they existed ran
 #: them: resuming such a search must not take this run's values instead (older crnas trained BatchNorm).
 LEGACY_WEIGHT_SETTINGS: dict[str, Any] = {
     "norm": "batch", "split_stage": None, "stage_sandwich": False, "stage_distill": 0.0, "normalize_outputs": False,
+    "stage_ranker": "supernet",
 }
 
 
@@ -91,6 +94,15 @@ class SearchConfig:
     #: square at that stage's depth, so that the shared FPN sees every depth at one scale
     #: (docs/design.md#normalized-outputs); the final model folds the scales into the FPN.
     normalize_outputs: bool = False
+    #: How the stage search ranks the allocations (``STAGE_RANKERS``, docs/design.md#depth-fit): ``supernet``
+    #: (the paper's: one stage supernet trained on them all, each allocation scored with its weights) or
+    #: ``depth-fit`` (``probes`` allocations spread over the space each trained on its own for
+    #: ``probe_iterations`` and evaluated on archval; every allocation scored by the line through the
+    #: probes' stage depths; the stage-supernet settings are then unused and the operation supernet
+    #: starts from its initialisation).
+    stage_ranker: str = "supernet"
+    probes: int = 12
+    probe_iterations: int = 1000
     #: Initialise the stage supernet (and so the operation supernet) from these backbone weights —
     #: ``"torchvision"`` (ImageNet) or a state-dict file of the family's network — by the block mapping of
     #: ``crnas.models.weights.inherit``, as DetNAS does; the audit's stand-alone runs start from them too.
@@ -129,6 +141,20 @@ class SearchConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)}")
+        if self.stage_ranker not in STAGE_RANKERS:
+            raise ValueError(f"stage_ranker: expected one of {', '.join(STAGE_RANKERS)}, got {self.stage_ranker!r}")
+        if self.stage_ranker == "depth-fit":
+            if self.probe_iterations < 1:
+                raise ValueError(f"probe_iterations: expected an int >= 1, got {self.probe_iterations}")
+            space = self.space()
+            stages = len(space.choices)
+            if not stages + 3 <= self.probes <= len(space):
+                raise ValueError(
+                    f"probes: expected {stages + 3} (a line through {stages} stage depths and two more) to {len(space)} "
+                    f"(the space's allocations), got {self.probes}"
+                )
+            if self.split_stage is not None:
+                raise ValueError(f"split_stage: expected None with stage_ranker depth-fit (no stage supernet to split), got {self.split_stage}")
         if self.finetune_check < 0:
             raise ValueError(f"finetune_check: expected an int >= 0, got {self.finetune_check}")
         for flag in ("joint", "common_random", "per_sample_paths", "dilation_fallback", "stage_fallback", "normalize_outputs"):

@@ -13,7 +13,6 @@ DistributedDataParallel and archval scoring is sharded (:mod:`crnas.distributed`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,14 +49,26 @@ from crnas.search.confidence import (
     step_key,
 )
 from crnas.search.config import LEGACY_WEIGHT_SETTINGS, SearchConfig
-from crnas.search.result import DilationSearch, FinalCheck, SearchData, SearchedSpace, SearchMacs, SearchResult, StageSearch
+from crnas.search.depth import depth_fit, farthest_point, linear_predictions
+from crnas.search.result import (
+    DilationSearch,
+    FinalCheck,
+    ScoredAllocation,
+    SearchData,
+    SearchedSpace,
+    SearchMacs,
+    SearchResult,
+    StageProbes,
+    StageSearch,
+)
 from crnas.search.scoring import Scorer
+from crnas.search.standalone import StandaloneCache, data_fingerprint, job_factory, standalone_trainer, train_in_order
 from crnas.search.supernet import build_supernet_detector, supernet_of
 from crnas.train import CHECKPOINT_NAME, train_detector
 
 __all__ = [
-    "run_search", "run_final_check", "data_fingerprint", "supernet_detector", "trained_supernet", "stage_checkpoint", "finetune_path",
-    "STAGE_SUPERNET", "OP_SUPERNET",
+    "run_search", "run_final_check", "supernet_detector", "trained_supernet", "stage_checkpoint", "finetune_path",
+    "STAGE_SUPERNET", "OP_SUPERNET", "PROBES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,17 +78,8 @@ CONFIDENCE = 32  # derive_seed stream of the bootstrap resamples
 SPLIT = 33  # derive_seed stream of the few-shot parts' training
 #: The supernets' directories (training checkpoints) inside a search directory.
 STAGE_SUPERNET, OP_SUPERNET = "stage_supernet", "op_supernet"
-
-
-def data_fingerprint(dataset: DetectionDataset) -> str:
-    """SHA-256 of the ground truth (image ids, boxes, labels) of every image, in order."""
-    h = hashlib.sha256()
-    for i in range(len(dataset)):
-        t = dataset.target(i)
-        h.update(str(t["image_id"]).encode())
-        h.update(t["boxes"].to(torch.float32).numpy().tobytes())
-        h.update(t["labels"].to(torch.int64).numpy().tobytes())
-    return h.hexdigest()
+#: The depth-fit ranking's stand-alone probe runs (a :class:`~crnas.search.standalone.StandaloneCache`) inside a search directory.
+PROBES = "probes"
 
 
 def _versions() -> dict[str, str]:
@@ -235,39 +237,14 @@ def finetune_path(config: SearchConfig, model: torch.nn.Module, archtrain: Detec
     )
 
 
-def run_search(
-    config: SearchConfig, dataset: DetectionDataset, out_dir: str | os.PathLike[str], *, resume: bool = True, progress: bool = True
-) -> SearchResult:
-    """Run (or continue) the hierarchical search of ``config`` on ``dataset``; write ``result.json`` and return
-    its :class:`~crnas.search.result.SearchResult`."""
-    config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / "config.json"
-    current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
-    if saved.is_file():
-        # an older crnas's config.json lacks the settings added since: this run's values complete it, except
-        # those that shape the trained weights, which it ran at their legacy values
-        previous = {**current, **LEGACY_WEIGHT_SETTINGS, **json.loads(saved.read_text())}
-        if not resume:
-            raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
-        if previous != current:
-            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            raise ValueError(f"out_dir: {out} holds a search with another configuration (differs in {', '.join(diff)})")
-    distributed.barrier()  # everyone has read config.json before rank 0 rewrites it
-    _write_json(saved, current)
-    started = time.time()
-
-    archtrain, archval = split(dataset, config.val_fraction, config.seed)
-    preflight([("archtrain", archtrain), ("archval", archval)])
-    num_classes = len(dataset.classes) + 1
-    space = config.space()
-    if len(space) == 0:
-        raise ValueError(f"space: {space!r} has no feasible allocation; loosen the budget")
-    logger.info("%s; archtrain %d, archval %d images; %d classes", space, len(archtrain), len(archval), num_classes - 1)
-    convention = config.macs_convention()
-    allocation_macs = flops.count_many([space.architecture(b) for b in space.allocations()], config.macs_input, config.detector, **convention)
-
+def _supernet_stage_search(
+    config: SearchConfig, space: StageSpace, allocation_macs: Sequence[int], baseline: list[int], archtrain: DetectionDataset,
+    archval: DetectionDataset, out: Path, progress: bool, started: float,
+) -> StageSearch:
+    """Phases 1 and 2 of the paper's search: the stage supernet (few-shot parts too) trained on
+    archtrain, every allocation scored on archval with its weights, the winner's confidence against
+    ``baseline`` and, with ``stage_fallback``, ``baseline`` kept when the winner is not ahead of it."""
+    num_classes = len(archtrain.classes) + 1
     # 1. stage supernet
     stage_dir = out / STAGE_SUPERNET
     model = supernet_detector(config, space, num_classes)
@@ -302,24 +279,100 @@ def run_search(
     table = stage_search(scorer, space, stage_log, macs=allocation_macs, progress=progress, store=stage_store)  # the whole table
     _add_time(out, "stage_search_s", t0)
     logger.info("stage search: best allocation %s (AP %.4f)", table[0].blocks, table[0].metrics["AP"])
-    baseline = Architecture.baseline(config.family).replace(width=config.width)
     evaluations = stage_evaluations([r.blocks for r in table], stage_store, archval, max_detections=scorer.max_detections)
     stage_conf = stage_confidence(
-        [r.blocks for r in table], evaluations, baseline.blocks, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE),
+        [r.blocks for r in table], evaluations, baseline, resamples=config.bootstrap_resamples, seed=derive_seed(config.seed, CONFIDENCE),
     )
     _log_confidence(stage_conf, "stage search")
     stage_reliability = _reliability(evaluations, derive_seed(config.seed, CONFIDENCE))
-    stage_fallback = config.stage_fallback and stage_conf is not None and stage_conf.reference == baseline.blocks and stage_conf.keeps_reference
-    best_blocks = baseline.blocks if stage_fallback else table[0].blocks
+    stage_fallback = config.stage_fallback and stage_conf is not None and stage_conf.reference == baseline and stage_conf.keeps_reference
+    best_blocks = baseline if stage_fallback else table[0].blocks
     if stage_fallback:
         logger.warning("stage search: keeping the baseline allocation %s (docs/design.md#fallback)", best_blocks)
+    return StageSearch(best=best_blocks, allocations=table, confidence=stage_conf, fallback=stage_fallback, archval=stage_reliability)
 
-    # 3. operation supernet, from the stage supernet's weights
+
+def _probe_stage_search(
+    config: SearchConfig, space: StageSpace, allocation_macs: Sequence[int], baseline: list[int], archtrain: DetectionDataset,
+    archval: DetectionDataset, out: Path, progress: bool,
+) -> StageSearch:
+    """The depth-fit stage ranking (docs/design.md#depth-fit): ``config.probes`` allocations spread over
+    the space (farthest apart, from ``baseline`` or the space's first) each trained on archtrain on its
+    own and evaluated on archval (cached in ``out/probes``, resumable), and every allocation scored by the
+    linear depth model fitted on their AP."""
+    t0 = time.time()
+    allocations = space.allocations()
+    probes = farthest_point(allocations, baseline if baseline in allocations else allocations[0], config.probes)
+    make_jobs = job_factory(config, archtrain, archval, config.probe_iterations, [config.seed])
+    jobs = [make_jobs((b, [1] * sum(b), 0.0, 0))[0] for b in probes]
+    logger.info("depth-fit stage ranking: %d probe allocations trained on their own, %d iterations each", len(jobs), config.probe_iterations)
+    metrics = train_in_order(jobs, StandaloneCache(out / PROBES), standalone_trainer(config, archtrain, archval), progress=progress)
+    ap = [100 * m["AP"] for m in metrics]
+    fit, predicted = depth_fit(probes, ap), linear_predictions(probes, ap, allocations)
+    if fit is None or predicted is None:
+        shown = ", ".join(f"{a:.2f}" for a in ap)
+        raise ValueError(f"probes: expected AP that separates the stages' depths, got {shown}; train longer (probe_iterations) or more probes")
+    order = sorted(range(len(allocations)), key=lambda i: (-predicted[i], allocations[i]))
+    table = [ScoredAllocation(allocations[i], int(allocation_macs[i]), {"AP": predicted[i] / 100}) for i in order]
+    macs_of = {tuple(b): int(m) for b, m in zip(allocations, allocation_macs)}
+    measured = [ScoredAllocation(b, macs_of[tuple(b)], m) for b, m in zip(probes, metrics)]
+    _add_time(out, "stage_probes_s", t0)
+    logger.info("stage search (depth fit, R2 %.2f): best allocation %s (predicted AP %.4f)", fit.linear.r2, table[0].blocks, table[0].metrics["AP"])
+    return StageSearch(best=table[0].blocks, allocations=table, probes=StageProbes(config.probe_iterations, config.seed, measured, fit))
+
+
+def run_search(
+    config: SearchConfig, dataset: DetectionDataset, out_dir: str | os.PathLike[str], *, resume: bool = True, progress: bool = True
+) -> SearchResult:
+    """Run (or continue) the hierarchical search of ``config`` on ``dataset``; write ``result.json`` and return
+    its :class:`~crnas.search.result.SearchResult`."""
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "config.json"
+    current = json.loads(json.dumps(config.to_dict()))  # as it reads back from config.json (tuples as lists)
+    if saved.is_file():
+        # an older crnas's config.json lacks the settings added since: this run's values complete it, except
+        # those that shape the trained weights, which it ran at their legacy values
+        previous = {**current, **LEGACY_WEIGHT_SETTINGS, **json.loads(saved.read_text())}
+        if not resume:
+            raise FileExistsError(f"out_dir: {out} already holds a search; pass resume=True (--resume) to continue it or use another directory")
+        if previous != current:
+            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            raise ValueError(f"out_dir: {out} holds a search with another configuration (differs in {', '.join(diff)})")
+    distributed.barrier()  # everyone has read config.json before rank 0 rewrites it
+    _write_json(saved, current)
+    started = time.time()
+
+    archtrain, archval = split(dataset, config.val_fraction, config.seed)
+    preflight([("archtrain", archtrain), ("archval", archval)])
+    num_classes = len(dataset.classes) + 1
+    space = config.space()
+    if len(space) == 0:
+        raise ValueError(f"space: {space!r} has no feasible allocation; loosen the budget")
+    logger.info("%s; archtrain %d, archval %d images; %d classes", space, len(archtrain), len(archval), num_classes - 1)
+    convention = config.macs_convention()
+    counted = flops.count_many([space.architecture(b) for b in space.allocations()], config.macs_input, config.detector, **convention)
+    allocation_macs = [int(m) for m in counted]
+
+    baseline = Architecture.baseline(config.family).replace(width=config.width)
+    stage_search_record = (
+        _probe_stage_search(config, space, allocation_macs, baseline.blocks, archtrain, archval, out, progress)
+        if config.stage_ranker == "depth-fit"
+        else _supernet_stage_search(config, space, allocation_macs, baseline.blocks, archtrain, archval, out, progress, started)
+    )
+    best_blocks = stage_search_record.best
+
+    # 3. operation supernet, from the stage supernet's weights (depth-fit: from its initialisation)
     t0 = time.time()
     op_dir = out / OP_SUPERNET
     model = supernet_detector(config, space, num_classes)
     if not (op_dir / CHECKPOINT_NAME).is_file():
-        _load_weights(model, stage_checkpoint(config, out, best_blocks))
+        if config.stage_ranker == "supernet":
+            _load_weights(model, stage_checkpoint(config, out, best_blocks))
+        elif config.weights_backbone is not None:
+            report = supernet_of(model).inherit(config.weights_backbone)
+            logger.info("operation supernet initialised from %s: %s", config.weights_backbone, report)
     supernet = supernet_of(model)
     supernet.set_allocation(best_blocks)
     differentiable = None
@@ -384,7 +437,7 @@ def run_search(
             found=macs(found), baseline=macs(baseline), input_size=list(config.macs_input), detector=config.detector,
             convention={"description": "conv + linear MACs, whole detector without RoIAlign (docs/flops.md)", **convention},
         ),
-        stage_search=StageSearch(best=best_blocks, allocations=table, confidence=stage_conf, fallback=stage_fallback, archval=stage_reliability),
+        stage_search=stage_search_record,
         dilation_search=dilation_search,
         space=SearchedSpace(family=space.family, choices=space.choices, budget=space.budget, width=space.width, size=len(space)),
         data=SearchData(

@@ -30,6 +30,7 @@ from crnas.search.callbacks import PathSampler
 from crnas.search.config import SearchConfig
 from crnas.search.driver import stage_sampler, supernet_detector
 from crnas.search.scoring import recalibrate_bn
+from crnas.search.standalone import standalone_detector
 from crnas.search.supernet import supernet_of
 from crnas.train import train_detector
 
@@ -98,12 +99,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time_training(config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, callback: Any, steps: int) -> float:
+def _time_training(config: SearchConfig, model: torch.nn.Module, data: DetectionDataset, callback: Any | None, steps: int) -> float:
 
     clock = _StepClock()
     train_detector(
         model, data, iterations=steps + 1, batch_size=config.batch_size, lr_per_image=config.lr_per_image, warmup_iters=1,
-        device=config.device, seed=config.seed, num_workers=config.num_workers, callbacks=[callback, clock], progress=False,
+        device=config.device, seed=config.seed, num_workers=config.num_workers,
+        callbacks=[clock] if callback is None else [callback, clock], progress=False,
     )
     return clock.per_step()
 
@@ -149,8 +151,22 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
     sample = DetectionSubset(archtrain, list(range(min(len(archtrain), (steps + 1) * config.batch_size))))
 
     sampler = stage_sampler(config, space, config.seed)
-    stage_step = _time_training(config, model, sample, sampler, steps)
     allocation = space.allocations()[0]
+    val_batches = -(-len(archval) // config.eval_batch_size)
+    if config.stage_ranker == "supernet":
+        stage_step = _time_training(config, model, sample, sampler, steps)
+        result.measured["stage step"] = stage_step
+    else:  # the probes: stand-alone runs of the baseline's cost, then the supernet's own timings
+        baseline = Architecture.baseline(config.family).replace(width=config.width)
+        alone = standalone_detector(config, baseline.to_dict(), len(dataset.classes) + 1)
+        probe_step = _time_training(config, alone, sample, None, steps)
+        _, probe_val = _time_scoring(alone, archtrain, archval, config, lambda: None)
+        result.measured.update({"probe step": probe_step, "probe archval batch": probe_val})
+        result.phases.append(Phase(
+            "probes", f"{config.probes} allocations x {config.probe_iterations} iterations of {config.batch_size} images, each evaluated "
+            f"on archval {len(archval)}", config.probes * (config.probe_iterations * config.batch_size + len(archval)),
+            config.probes * (config.probe_iterations * probe_step + val_batches * probe_val),
+        ))
     supernet.set_allocation(allocation)
     stage_recal, stage_val = _time_scoring(model, archtrain, archval, config, lambda: None)
     op_step = _time_training(config, model, sample, PathSampler(config.seed, per_sample=config.per_sample_paths), steps)
@@ -161,24 +177,25 @@ def estimate_search(config: SearchConfig, dataset: DetectionDataset, *, steps: i
         supernet.set_paths(torch.randint(num_dilations, (len(supernet.active_convs),)).tolist())
 
     op_recal, op_val = _time_scoring(model, archtrain, archval, config, random_paths)
-    result.measured = {"stage step": stage_step, "op step": op_step, "archval batch": stage_val, "recal batch": stage_recal}
-
-    val_batches = -(-len(archval) // config.eval_batch_size)
+    result.measured.update({"op step": op_step, "archval batch": stage_val, "recal batch": stage_recal})
     recal_batches = min(config.recal_batches, -(-len(archtrain) // config.eval_batch_size)) if config.norm == "batch" else 0  # GroupNorm: none
     per_allocation = recal_batches * stage_recal + val_batches * stage_val
     per_candidate = recal_batches * op_recal + val_batches * op_val
     scored_images = len(archval) + recal_batches * config.eval_batch_size
     blocks = sum(Architecture.baseline(config.family).blocks) if budget["type"] != "blocks" else int(budget["total"])
-    passes = sampler.passes_per_step  # the sandwich trains several sub-networks on every batch
-    sandwich = f" (sandwich: {passes} sub-networks each)" if passes > 1 else ""
-    result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images{sandwich}",
-                               passes * config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
-    if config.split_stage is not None:
-        iterations = config.split_groups * config.split_iterations
-        result.phases.append(Phase("stage supernet parts", f"{config.split_groups} x {config.split_iterations} iterations (few-shot split){sandwich}",
-                                   passes * iterations * config.batch_size, iterations * stage_step))
-    result.phases.append(Phase("stage search", f"{len(space)} allocations x (archval {len(archval)} + recal {recal_batches} batches)",
-                               len(space) * scored_images, len(space) * per_allocation))
+    if config.stage_ranker == "supernet":
+        passes = sampler.passes_per_step  # the sandwich trains several sub-networks on every batch
+        sandwich = f" (sandwich: {passes} sub-networks each)" if passes > 1 else ""
+        result.phases.append(Phase("stage supernet", f"{config.stage_iterations} iterations of {config.batch_size} images{sandwich}",
+                                   passes * config.stage_iterations * config.batch_size, config.stage_iterations * stage_step))
+        if config.split_stage is not None:
+            iterations = config.split_groups * config.split_iterations
+            result.phases.append(Phase(
+                "stage supernet parts", f"{config.split_groups} x {config.split_iterations} iterations (few-shot split){sandwich}",
+                passes * iterations * config.batch_size, iterations * stage_step,
+            ))
+        result.phases.append(Phase("stage search", f"{len(space)} allocations x (archval {len(archval)} + recal {recal_batches} batches)",
+                                   len(space) * scored_images, len(space) * per_allocation))
     if config.method == "differentiable":
         # every weight step is preceded by an architecture step on an archval batch: about twice the work
         result.phases.append(Phase("op supernet", f"{config.op_iterations} iterations + as many architecture steps",

@@ -5,7 +5,8 @@
 - ``macs`` (:class:`SearchMacs`): both counted with the search's detector, input size and convention;
 - ``stage_search`` (:class:`StageSearch`): the chosen allocation, every scored allocation
   (:class:`ScoredAllocation`, best first), the winner's :class:`~crnas.search.confidence.Confidence`
-  and whether the baseline allocation was kept instead (``fallback``, docs/design.md#fallback);
+  and whether the baseline allocation was kept instead (``fallback``, docs/design.md#fallback); for the
+  depth-fit ranking, the probes it was fitted on (:class:`StageProbes`, docs/design.md#depth-fit);
 - ``dilation_search`` (:class:`DilationSearch`): the method, the found dilations and, for the greedy
   beam, every step (:class:`GreedyStep`: its scored :class:`Candidate` prefixes, the beam, the step's
   confidence), or, for the differentiable method, the final probabilities per block; and the
@@ -29,9 +30,10 @@ from crnas.arch import Architecture
 from crnas.jsonfile import read_record, write_json
 from crnas.search.confidence import Confidence, SplitHalf
 from crnas.search.config import SearchConfig
+from crnas.search.depth import DepthFit, DepthModel
 
 __all__ = [
-    "RESULT_FILE", "SearchResult", "SearchMacs", "ScoredAllocation", "StageSearch", "Candidate", "GreedyStep", "FinalCheck",
+    "RESULT_FILE", "SearchResult", "SearchMacs", "ScoredAllocation", "StageProbes", "StageSearch", "Candidate", "GreedyStep", "FinalCheck",
     "DilationSearch",
     "SearchedSpace", "SearchData", "ResultLike", "load_result",
 ]
@@ -77,33 +79,61 @@ class ScoredAllocation:
 
 
 @dataclass
+class StageProbes:
+    """The depth-fit stage ranking's evidence (docs/design.md#depth-fit): the probe allocations, each
+    trained on its own for ``iterations`` (seed ``seed``) and evaluated on archval (``metrics``), and the
+    :class:`~crnas.search.depth.DepthFit` of their AP; its linear model scored the stage table."""
+
+    iterations: int
+    seed: int
+    allocations: list[ScoredAllocation]
+    fit: DepthFit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "seed": self.seed, "allocations": [a.to_dict() for a in self.allocations], "fit": asdict(self.fit)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StageProbes:
+        fit = d["fit"]
+        return cls(
+            int(d["iterations"]), int(d["seed"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]],
+            DepthFit(DepthModel(**fit["linear"]), DepthModel(**fit["log"]), bool(fit["last_stage_is_reference"])),
+        )
+
+
+@dataclass
 class StageSearch:
     """The stage search: the chosen allocation (``best``), every scored allocation (best first), how sure
     the winner's lead over the baseline allocation is (``None`` for a search by an older crnas or without
     kept detections), ``fallback``: whether ``best`` is the baseline allocation, kept because the
     winner could not be told apart from it (docs/design.md#fallback), and ``archval``: how much of the
     table's spread another archval of the same size would reproduce (split-half reliability,
-    docs/audit.md; ``None`` where it cannot be measured or for a search by an older crnas)."""
+    docs/audit.md; ``None`` where it cannot be measured or for a search by an older crnas). With the
+    depth-fit ranking the table's ``AP`` is the fit's prediction, ``probes`` the runs behind it, and there
+    is no supernet score to bootstrap (``confidence`` and ``archval`` are ``None``)."""
 
     best: list[int]
     allocations: list[ScoredAllocation]
     confidence: Confidence | None = None
     fallback: bool = False
     archval: SplitHalf | None = None
+    probes: StageProbes | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "best": self.best, "allocations": [a.to_dict() for a in self.allocations],
             "confidence": None if self.confidence is None else self.confidence.to_dict(), "fallback": self.fallback,
             "archval": None if self.archval is None else self.archval.to_dict(),
+            "probes": None if self.probes is None else self.probes.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StageSearch:
-        archval = d.get("archval")
+        archval, probes = d.get("archval"), d.get("probes")
         return cls(
             list(d["best"]), [ScoredAllocation.from_dict(a) for a in d["allocations"]], _confidence(d.get("confidence")),
             bool(d.get("fallback", False)), None if archval is None else SplitHalf.from_dict(archval),
+            None if probes is None else StageProbes.from_dict(probes),
         )
 
 
@@ -240,7 +270,7 @@ class SearchedSpace:
 @dataclass
 class SearchData:
     """The data searched on: its spec (``{"kind": ...}``, :mod:`crnas.data.spec`), the split sizes, the
-    classes and a SHA-256 fingerprint of the ground truth (:func:`crnas.search.driver.data_fingerprint`)."""
+    classes and a SHA-256 fingerprint of the ground truth (:func:`crnas.search.standalone.data_fingerprint`)."""
 
     spec: dict[str, Any]
     images: int
