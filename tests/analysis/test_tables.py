@@ -62,7 +62,7 @@ def test_result_tables(example_result, tmp_path):
 
 
 def test_a_result_of_an_older_crnas_loads(example_path, example_result, differentiable_result):
-    """The example predates the confidence records, the fallback, the archval reliability and some settings; they read as
+    """The example predates the confidence records, the fallback, the archval reliability, the probes and some settings; they read as
     absent / their defaults."""
     record = load_result(example_path)
     assert record.stage_search.confidence is None and all(s.confidence is None for s in record.dilation_search.steps)
@@ -74,7 +74,7 @@ def test_a_result_of_an_older_crnas_loads(example_path, example_result, differen
         d = json.loads(json.dumps(d))
         d["stage_search"].pop("confidence", None)
         assert d["stage_search"].pop("fallback") is False and d["dilation_search"].pop("final") is None
-        assert d["stage_search"].pop("archval") is None
+        assert d["stage_search"].pop("archval") is None and d["stage_search"].pop("probes") is None
         for step in d["dilation_search"].get("steps", []):
             step.pop("confidence", None)
         return {**d, "config": {k: v for k, v in d["config"].items() if k in example_result["config"]}}
