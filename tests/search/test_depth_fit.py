@@ -10,6 +10,7 @@ from crnas import StageSpace
 from crnas.data import split
 from crnas.data.spec import load_dataset
 from crnas.search import SearchResult
+from crnas.search.audit import AuditConfig, run_audit
 from crnas.search.config import preset
 from crnas.search.depth import depth_fit, farthest_point, linear_predictions
 from crnas.search.driver import PROBES, STAGE_SUPERNET, run_search
@@ -83,6 +84,13 @@ def test_a_depth_fit_search_ranks_by_the_line_through_its_probes_and_resumes(tmp
 
     again = run_search(config, dataset, tmp_path, progress=False)  # resumes: every run cached or checkpointed
     assert again.to_dict() == result.to_dict()
+
+    # an audit takes the line's predictions as the ranking it checks
+    audit = AuditConfig(allocations=4, iterations=2, seeds=[1], dilation=False, eval_images=4, resamples=100)
+    truth = lambda job, run_dir, progress: {"AP": predicted[tuple(job.architecture["blocks"])] / 100}  # noqa: E731
+    record = run_audit(tmp_path, audit, cache=StandaloneCache(tmp_path / "audit_cache"), trainer=truth, progress=False)
+    assert [p.supernet_AP for p in record.stage.pairs] == [p.standalone_AP for p in record.stage.pairs]
+    assert record.stage.kendall_tau.value == pytest.approx(1.0) and record.stage.pick == stage.best
 
 
 def test_depth_fit_settings_are_checked():
