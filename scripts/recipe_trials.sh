@@ -16,7 +16,10 @@
 #   demo448             the demo's 400 / 1,000 iterations, uniform, on the quality preset's 448 images / 160 archval
 #   quality-gn          quality-bn with GroupNorm backbones (docs/design.md#norm)
 #   quality-gn-fs       quality-gn split few-shot by C2's depth: 3 parts x 700 iterations (docs/design.md#few-shot)
-#   quality             the quality preset: quality-gn with 4,000 stage-supernet iterations (the compute of quality-gn-fs)
+#   quality-supernet    quality-gn with 4,000 stage-supernet iterations (the compute of quality-gn-fs; the quality
+#                       preset until the depth fit replaced its stage supernet, named quality then)
+#   quality             the quality preset as it is now: the stage search by a line through 12 stand-alone probes
+#                       (docs/design.md#depth-fit), no stage supernet
 set -euo pipefail
 out=${1:?usage: scripts/recipe_trials.sh OUT [recipe ...]}
 shift
@@ -26,14 +29,18 @@ python=${PYTHON:-python}
 common=(--synthetic --family resnet50 --seed 0 --resume --no-progress)
 recipe_args() {  # sets extra (the recipe's search arguments) and n (its norm)
     case "$1" in
-        quality-bn) extra=(--preset quality --norm batch --stage-iterations 2000); n=batch ;;
-        quality-bn-uniform) extra=(--preset quality --norm batch --stage-iterations 2000 --stage-sampling uniform); n=batch ;;
+        quality-bn) extra=(--preset quality --stage-ranker supernet --norm batch --stage-iterations 2000); n=batch ;;
+        quality-bn-uniform) extra=(--preset quality --stage-ranker supernet --norm batch --stage-iterations 2000 --stage-sampling uniform)
+                            n=batch ;;
         demo448) extra=(--preset demo --synthetic 448 --val-fraction 0.357 --op-iterations 1000); n=batch ;;
-        quality-gn) extra=(--preset quality --norm group --stage-iterations 2000); n=group ;;
-        quality-gn-fs) extra=(--preset quality --norm group --stage-iterations 2000 --split-stage C2 --split-groups 3 --split-iterations 700)
+        quality-gn) extra=(--preset quality --stage-ranker supernet --norm group --stage-iterations 2000); n=group ;;
+        quality-gn-fs) extra=(--preset quality --stage-ranker supernet --norm group --stage-iterations 2000 --split-stage C2 --split-groups 3
+                              --split-iterations 700)
                        n=group ;;
+        quality-supernet) extra=(--preset quality --stage-ranker supernet); n=group ;;
         quality) extra=(--preset quality); n=group ;;
-        *) echo "recipe: expected quality-bn, quality-bn-uniform, demo448, quality-gn, quality-gn-fs or quality, got $1" >&2; exit 2 ;;
+        *) echo "recipe: expected quality-bn, quality-bn-uniform, demo448, quality-gn, quality-gn-fs, quality-supernet or quality, got $1" >&2
+           exit 2 ;;
     esac
 }
 norm=

@@ -158,15 +158,19 @@ def test_preset_data_defaults_complete_only_their_own_kind():
     assert preset("demo", data=dict(sizes="log-uniform")).data["sizes"] == "log-uniform"
 
 
-def test_quality_preset_is_the_demo_detector_with_the_measured_supernet_recipe():
+def test_quality_preset_is_the_demo_detector_with_the_measured_search_recipe():
     from crnas.cli import main
     from crnas.search import PRESETS, preset
 
     quality, demo = preset("quality"), preset("demo")
-    recipe = {"stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "finetune_check", "norm", "data", "preset"}
+    recipe = {
+        "stage_iterations", "op_iterations", "checkpoint_every", "val_fraction", "stage_sampling", "finetune_check", "norm", "data", "preset",
+        "stage_ranker",
+    }
     differing = {k for k in quality.to_dict() if quality.to_dict()[k] != demo.to_dict()[k]}
     assert differing == recipe  # same detector, data distribution and training; only the search recipe differs
     assert (quality.stage_iterations, quality.op_iterations, quality.stage_sampling, quality.norm) == (4000, 1000, "balanced", "group")
+    assert (quality.stage_ranker, quality.probes, quality.probe_iterations) == ("depth-fit", 12, 1000)  # docs/results.md#depth-fit-search
     # GroupNorm is for backbones trained from scratch: pretrained weights keep BatchNorm unless asked otherwise
     assert preset("quality", weights_backbone="torchvision").norm == "batch" and preset("demo", norm="group").norm == "group"
     with pytest.raises(ValueError, match="norm: expected 'batch' with pretrained backbone weights"):

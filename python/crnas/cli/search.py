@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--flops-tol", type=float, dest="flops_tolerance", help="MACs within this fraction of the baseline's")
     parser.add_argument("--method", choices=("greedy", "differentiable"), default="greedy")
     parser.add_argument("--detector", choices=DETECTORS, default="faster_rcnn_fpn")
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="demo")
+    parser.add_argument(
+        "--preset", choices=tuple(PRESETS), default="demo",
+        help="the search's scale: tiny (tests), demo (make demo), quality (the recipe measured on CPUs, depth-fit stage ranking), "
+        "paper (the paper's detector, GPUs); docs/design.md#presets (default demo)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue the search in --out")
     parser.add_argument("--seed", type=int, default=0)
@@ -101,11 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stage-ranker", choices=STAGE_RANKERS,
-        help="how the stage search ranks the allocations: a stage supernet (default, the paper's) or depth-fit, a line through "
-        "the stage depths of --probes allocations each trained on its own (docs/design.md#depth-fit)",
+        help="how the stage search ranks the allocations: a stage supernet (the paper's) or depth-fit, a line through "
+        "the stage depths of --probes allocations each trained on its own (docs/design.md#depth-fit); default: the preset's "
+        "(depth-fit for quality, supernet otherwise)",
     )
-    parser.add_argument("--probes", type=int, metavar="N", help="depth-fit: allocations trained on their own (default 12)")
-    parser.add_argument("--probe-iterations", type=int, metavar="N", help="depth-fit: training iterations of each probe (default 1000)")
+    parser.add_argument("--probes", type=int, metavar="N", help="depth-fit: allocations trained on their own (default: the preset's, 12)")
+    parser.add_argument(
+        "--probe-iterations", type=int, metavar="N",
+        help="depth-fit: training iterations of each probe (default: the preset's; 1000, 90000 for paper)",
+    )
     parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,
         help="few-shot splitting: after the shared stage supernet, train one copy per depth range of this stage and score "

@@ -219,7 +219,7 @@ _SMALL_HEADS = dict(
 )
 
 #: Presets: ``tiny`` (tests; ``crnas search --dry-run`` estimates the time), ``demo`` (``make demo``, under 10 minutes),
-#: ``quality`` (the supernet recipe measured in docs/results.md, on CPUs), ``paper`` (the paper's detector settings, for
+#: ``quality`` (the search recipe measured in docs/results.md#quality-depth-fit, on CPUs), ``paper`` (the paper's detector settings, for
 #: GPUs; docs/design.md#presets). They set width, image size, schedule lengths and batch sizes; the family, budget, data
 #: and method come from the user.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -235,20 +235,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         recal_batches=2, eval_batch_size=8, val_fraction=0.1, joint=False, bootstrap_resamples=300, finetune_check=100,
         data=dict(kind="synthetic", num_images=320, image_size=256),
     ),
-    # The demo's detector and data with GroupNorm backbones (docs/results.md#norm) at 10x its stage-supernet
-    # iterations (docs/results.md#few-shot), a 160-image archval and balanced depth sampling (docs/results.md#quality)
-    # and a final check fine-tuned 400 iterations (docs/results.md#fallback); 87 min measured on one CPU core beside
-    # other jobs, 56 estimated by ``--dry-run`` on a quiet 2-core machine (it estimates yours).
+    # The demo's detector and data with GroupNorm backbones (docs/results.md#norm), a 160-image archval, the stage
+    # search by the depth fit of 12 probes of 1,000 iterations each (docs/results.md#depth-fit-search) and a final
+    # check fine-tuned 400 iterations (docs/results.md#fallback); the whole preset measured end to end in
+    # docs/results.md#quality-depth-fit. ``--stage-ranker supernet`` gives the supernet recipe measured before it:
+    # 4,000 balanced stage-supernet iterations (docs/results.md#few-shot, #quality).
     "quality": dict(
         width=0.25, min_size=192, max_size=256, fpn_channels=64, representation_size=256, detector_kwargs=_SMALL_HEADS, max_detections=50,
         batch_size=4, lr_per_image=0.0025, lr_warmup=50, stage_iterations=4000, op_iterations=1000, checkpoint_every=100,
         recal_batches=2, eval_batch_size=8, val_fraction=0.357, joint=False, bootstrap_resamples=300, stage_sampling="balanced", finetune_check=400,
-        norm="group", data=dict(kind="synthetic", num_images=448, image_size=256),
+        norm="group", stage_ranker="depth-fit", probes=12, probe_iterations=1000, data=dict(kind="synthetic", num_images=448, image_size=256),
     ),
+    # The paper's detector settings, for GPUs. Its stage ranking stays the paper's stage supernet: the depth fit
+    # ranked better at CPU scale (docs/results.md#depth-fit-search) but costs ``probes`` trainings, each on the
+    # schedule the found detector retrains on (there 1,000 iterations; here the 1x schedule), so
+    # ``--stage-ranker depth-fit`` is a user's choice of 12 full trainings against one supernet's.
     "paper": dict(
         width=1.0, min_size=800, max_size=1333, batch_size=16, lr_per_image=0.00125, stage_iterations=90_000,
         op_iterations=90_000, checkpoint_every=1000, recal_batches=50, eval_batch_size=8, val_fraction=0.042,
-        device="cuda", num_workers=4,
+        probe_iterations=90_000, device="cuda", num_workers=4,
     ),
 }
 
