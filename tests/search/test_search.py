@@ -160,6 +160,7 @@ def test_preset_data_defaults_complete_only_their_own_kind():
 
 def test_quality_preset_is_the_demo_detector_with_the_measured_search_recipe():
     from crnas.cli import main
+    from crnas.cli.search import preset_defaults
     from crnas.search import PRESETS, preset
 
     quality, demo = preset("quality"), preset("demo")
@@ -182,6 +183,9 @@ def test_quality_preset_is_the_demo_detector_with_the_measured_search_recipe():
         with pytest.raises(SystemExit) as exit_:
             main(["search", "--synthetic", "--preset", name, "--out", "x", "--help"])
         assert exit_.value.code == 0
+    # --help's preset defaults are read from the presets, not retyped
+    assert preset_defaults("stage_ranker") == "supernet (tiny, demo, paper), depth-fit (quality)"
+    assert preset_defaults("probe_iterations") == "1000 (tiny, demo, quality), 90000 (paper)"
 
 
 def test_stage_sampling_and_switches_are_checked():

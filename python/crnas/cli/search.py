@@ -32,6 +32,14 @@ STAGE_NAMES = ("C2", "C3", "C4", "C5")
 logger = logging.getLogger(__name__)
 
 
+def preset_defaults(field: str) -> str:
+    """``field``'s value in each preset, for --help: e.g. ``1000 (tiny, demo, quality), 90000 (paper)``."""
+    names: dict[Any, list[str]] = {}
+    for name in PRESETS:
+        names.setdefault(getattr(preset(name), field), []).append(name)
+    return ", ".join(f"{value} ({', '.join(group)})" for value, group in names.items())
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--family", choices=FAMILIES, default="resnet50")
@@ -106,13 +114,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stage-ranker", choices=STAGE_RANKERS,
         help="how the stage search ranks the allocations: a stage supernet (the paper's) or depth-fit, a line through "
-        "the stage depths of --probes allocations each trained on its own (docs/design.md#depth-fit); default: the preset's "
-        "(depth-fit for quality, supernet otherwise)",
+        "the stage depths of --probes allocations each trained on its own (docs/design.md#depth-fit); default: the preset's, "
+        f"{preset_defaults('stage_ranker')}",
     )
-    parser.add_argument("--probes", type=int, metavar="N", help="depth-fit: allocations trained on their own (default: the preset's, 12)")
+    parser.add_argument(
+        "--probes", type=int, metavar="N", help=f"depth-fit: allocations trained on their own (default: the preset's, {preset_defaults('probes')})",
+    )
     parser.add_argument(
         "--probe-iterations", type=int, metavar="N",
-        help="depth-fit: training iterations of each probe (default: the preset's; 1000, 90000 for paper)",
+        help=f"depth-fit: training iterations of each probe (default: the preset's, {preset_defaults('probe_iterations')})",
     )
     parser.add_argument(
         "--split-stage", choices=STAGE_NAMES,
